@@ -1,0 +1,135 @@
+"""Orchard's one typed settings object.
+
+Every field is read from an ``ORCHARD_<FIELD>`` environment variable, or from
+``orchard.toml`` in the working directory (or the file named by
+``ORCHARD_CONFIG_FILE``). Environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_file() -> Path:
+    return Path(os.environ.get("ORCHARD_CONFIG_FILE", "orchard.toml"))
+
+
+class Settings(BaseSettings):
+    """All of Orchard's configuration. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHARD_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./orchard-data"),
+        description="ORCHARD_DATA_DIR: where the embedded database, blobs and staging live.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="ORCHARD_DATABASE_URL: sqlite:///path or postgresql+psycopg://user@host/db. "
+        "Default: orchard.db in the data dir.",
+    )
+    database_pool_size: int = Field(20, description="ORCHARD_DATABASE_POOL_SIZE")
+    database_max_overflow: int = Field(30, description="ORCHARD_DATABASE_MAX_OVERFLOW")
+    storage_url: str | None = Field(
+        None,
+        description="ORCHARD_STORAGE_URL: file:///path or s3://bucket/prefix. "
+        "Default: the blobs folder in the data dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="ORCHARD_S3_ENDPOINT_URL: endpoint of an S3-compatible server."
+    )
+    s3_region: str = Field("us-east-1", description="ORCHARD_S3_REGION")
+    s3_presigned_redirect: bool = Field(
+        False,
+        description="ORCHARD_S3_PRESIGNED_REDIRECT: answer downloads with a 307 redirect to a "
+        "presigned S3 URL instead of streaming through Orchard.",
+    )
+    s3_presigned_ttl: int = Field(300, description="ORCHARD_S3_PRESIGNED_TTL: seconds.")
+    redis_url: str | None = Field(
+        None, description="ORCHARD_REDIS_URL: redis://host:port/db; unset = in-process cache."
+    )
+    base_url: str | None = Field(
+        None, description="ORCHARD_BASE_URL: external URL used in links; default from request."
+    )
+    offline: bool = Field(False, description="ORCHARD_OFFLINE: never contact upstreams.")
+    admin_password: str | None = Field(
+        None, description="ORCHARD_ADMIN_PASSWORD: first-start admin password."
+    )
+    max_upload_size: int = Field(
+        10 * 1024**3,
+        description="ORCHARD_MAX_UPLOAD_SIZE: largest accepted file in bytes (413 above).",
+    )
+    upload_session_ttl: int = Field(
+        24 * 3600,
+        description="ORCHARD_UPLOAD_SESSION_TTL: seconds an idle resumable upload is kept.",
+    )
+    gc_grace: int = Field(
+        3600, description="ORCHARD_GC_GRACE: seconds an unreferenced artifact is kept."
+    )
+    dev: bool = Field(False, description="ORCHARD_DEV: development mode; seeds example data.")
+    log_level: str = Field("INFO", description="ORCHARD_LOG_LEVEL")
+    log_json: bool = Field(True, description="ORCHARD_LOG_JSON: structured JSON log lines.")
+
+    http_max_connections: int = Field(100, description="ORCHARD_HTTP_MAX_CONNECTIONS")
+    http_max_keepalive: int = Field(20, description="ORCHARD_HTTP_MAX_KEEPALIVE")
+    http_connect_timeout: float = Field(30.0, description="ORCHARD_HTTP_CONNECT_TIMEOUT")
+    http_read_timeout: float = Field(60.0, description="ORCHARD_HTTP_READ_TIMEOUT")
+    http_worker_threads: int = Field(32, description="ORCHARD_HTTP_WORKER_THREADS")
+
+    cache_ttl_index: int = Field(300, description="ORCHARD_CACHE_TTL_INDEX")
+    cache_ttl_versions: int = Field(300, description="ORCHARD_CACHE_TTL_VERSIONS")
+    cache_ttl_upstream: int = Field(3600, description="ORCHARD_CACHE_TTL_UPSTREAM")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_file()),
+        )
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'orchard.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir / "blobs").as_uri()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to show: secrets removed."""
+        data = self.model_dump(mode="json")
+        data["admin_password"] = "***" if self.admin_password else None
+        return data

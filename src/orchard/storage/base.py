@@ -1,0 +1,143 @@
+"""What every artifact storage backend provides.
+
+Artifacts are addressed by the SHA-256 hex of their content and live at
+``sha256/ab/cd/<sha256>`` under the backend's root. A blob is written once
+and never modified. Writing is two steps so that the database can decide in
+between: ``stage`` streams bytes to a private temporary place while hashing
+them, ``commit`` moves a staged blob into place (or drops it when the blob
+already exists: deduplication). Besides blobs, backends keep *parts*: opaque
+objects under a key, used for resumable upload chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def blob_key(sha256: str) -> str:
+    """The relative key of an artifact's blob."""
+    return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+@dataclass
+class Digests:
+    """Running hashes of a stream: SHA-256 (the id), MD5, SHA-1, SHA-512."""
+
+    size: int = 0
+    _sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _md5: hashlib._Hash = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
+    _sha1: hashlib._Hash = field(default_factory=lambda: hashlib.sha1(usedforsecurity=False))
+    _sha512: hashlib._Hash = field(default_factory=hashlib.sha512)
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+        self._md5.update(chunk)
+        self._sha1.update(chunk)
+        self._sha512.update(chunk)
+
+    def result(self) -> BlobInfo:
+        return BlobInfo(
+            sha256=self._sha256.hexdigest(),
+            size=self.size,
+            md5=self._md5.hexdigest(),
+            sha1=self._sha1.hexdigest(),
+            sha512=self._sha512.hexdigest(),
+        )
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    size: int
+    md5: str
+    sha1: str
+    sha512: str
+
+
+@dataclass
+class StagedBlob:
+    """Bytes received and hashed, not yet visible under their id."""
+
+    info: BlobInfo
+    handle: str  # backend-specific: a temp path or key
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    modified: datetime
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """The storage role. Implementations: filesystem.py, s3.py."""
+
+    name: str
+
+    async def stage(self, chunks: AsyncIterator[bytes], max_size: int | None = None) -> StagedBlob:
+        """Stream ``chunks`` to a temporary place while hashing.
+
+        Raises TooLarge past ``max_size`` (and keeps nothing), StorageUploadError
+        when the backend fails.
+        """
+        ...
+
+    async def commit(self, staged: StagedBlob) -> bool:
+        """Make a staged blob visible under its sha256. Returns True when the
+        blob already existed (the staged copy is dropped: deduplication)."""
+        ...
+
+    async def discard(self, staged: StagedBlob) -> None:
+        """Drop a staged blob that will not be committed."""
+        ...
+
+    async def exists(self, sha256: str) -> bool: ...
+
+    async def size(self, sha256: str) -> int:
+        """Size in bytes; NotFound when absent."""
+        ...
+
+    def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes ``start``..``end`` (inclusive end, None = to the end)."""
+        ...
+
+    async def delete(self, sha256: str) -> None:
+        """Remove a blob; absent blobs are not an error."""
+        ...
+
+    def list(self) -> AsyncIterator[StoredBlob]:
+        """Every blob in the store."""
+        ...
+
+    def local_path(self, sha256: str) -> Path | None:
+        """A filesystem path the server may hand to the kernel, or None."""
+        ...
+
+    async def presigned_url(self, sha256: str, filename: str, ttl: int) -> str | None:
+        """A time-limited direct download URL, or None when unsupported."""
+        ...
+
+    async def put_part(self, key: str, chunks: AsyncIterator[bytes], max_size: int) -> int:
+        """Store an opaque part under ``key``; returns its size."""
+        ...
+
+    def open_part(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def delete_parts(self, prefix: str) -> None:
+        """Remove every part whose key starts with ``prefix``."""
+        ...
+
+    async def check(self) -> None:
+        """Raise StorageError when the backend cannot be used."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,208 @@
+"""Blobs as files on a local (or mounted) filesystem.
+
+Staging writes to ``<root>/.staging/<uuid>`` on the same filesystem, so that
+``commit`` is an atomic ``link``: a reader never sees a half-written blob, and
+two uploads of the same bytes race harmlessly (the second link fails with
+EEXIST and its copy is dropped). All file I/O and hashing runs in worker
+threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+
+from orchard.errors import NotFound, StorageError, StorageUploadError, TooLarge
+from orchard.storage.base import CHUNK_SIZE, Digests, StagedBlob, StoredBlob, blob_key
+from orchard.storage.chunks import rechunk
+
+
+class FilesystemStore:
+    name = "filesystem"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging = root / ".staging"
+        self.parts = root / ".parts"
+
+    @classmethod
+    def from_url(cls, url: str) -> FilesystemStore:
+        path = url.removeprefix("file://")
+        return cls(Path(path))
+
+    def _path(self, sha256: str) -> Path:
+        return self.root / blob_key(sha256)
+
+    def _part_path(self, key: str) -> Path:
+        if ".." in key.split("/") or key.startswith("/"):
+            raise StorageError(f"invalid part key {key!r}")
+        return self.parts / key
+
+    async def check(self) -> None:
+        def probe() -> None:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            self.parts.mkdir(parents=True, exist_ok=True)
+            probe_file = self.staging / f"probe-{uuid.uuid4().hex}"
+            probe_file.write_bytes(b"ok")
+            probe_file.unlink()
+
+        try:
+            await anyio.to_thread.run_sync(probe)
+        except OSError as exc:
+            raise StorageError(f"storage directory {self.root} is not writable: {exc}") from exc
+
+    async def close(self) -> None:
+        return None
+
+    async def stage(self, chunks: AsyncIterator[bytes], max_size: int | None = None) -> StagedBlob:
+        path = self.staging / uuid.uuid4().hex
+        digests = Digests()
+
+        def write(fh: BinaryIO, chunk: bytes) -> None:
+            fh.write(chunk)
+            digests.update(chunk)
+
+        try:
+            await anyio.to_thread.run_sync(lambda: self.staging.mkdir(parents=True, exist_ok=True))
+            fh = await anyio.to_thread.run_sync(lambda: open(path, "wb"))  # noqa: SIM115
+            try:
+                async for chunk in rechunk(chunks, CHUNK_SIZE):
+                    if max_size is not None and digests.size + len(chunk) > max_size:
+                        raise TooLarge(f"body exceeds the limit of {max_size} bytes")
+                    await anyio.to_thread.run_sync(write, fh, chunk)
+            finally:
+                await anyio.to_thread.run_sync(fh.close)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            if isinstance(exc, OSError):
+                raise StorageUploadError(f"cannot write to storage: {exc}") from exc
+            raise
+        return StagedBlob(info=digests.result(), handle=str(path))
+
+    async def commit(self, staged: StagedBlob) -> bool:
+        target = self._path(staged.info.sha256)
+        source = Path(staged.handle)
+
+        def link() -> bool:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+                existed = False
+            except FileExistsError:
+                existed = True
+            source.unlink(missing_ok=True)
+            return existed
+
+        try:
+            return await anyio.to_thread.run_sync(link)
+        except OSError as exc:
+            raise StorageUploadError(f"cannot store blob: {exc}") from exc
+
+    async def discard(self, staged: StagedBlob) -> None:
+        await anyio.to_thread.run_sync(lambda: Path(staged.handle).unlink(missing_ok=True))
+
+    async def exists(self, sha256: str) -> bool:
+        return await anyio.to_thread.run_sync(self._path(sha256).is_file)
+
+    async def size(self, sha256: str) -> int:
+        try:
+            return (await anyio.to_thread.run_sync(self._path(sha256).stat)).st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"artifact {sha256} is not in storage") from exc
+
+    async def open(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        async for chunk in _read_file(self._path(sha256), start, end):
+            yield chunk
+
+    async def delete(self, sha256: str) -> None:
+        await anyio.to_thread.run_sync(lambda: self._path(sha256).unlink(missing_ok=True))
+
+    async def list(self) -> AsyncIterator[StoredBlob]:
+        base = self.root / "sha256"
+
+        def scan() -> list[StoredBlob]:
+            found: list[StoredBlob] = []
+            if not base.is_dir():
+                return found
+            for dirpath, _dirs, files in os.walk(base):
+                for name in files:
+                    st = os.stat(os.path.join(dirpath, name))
+                    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                    found.append(StoredBlob(sha256=name, size=st.st_size, modified=modified))
+            return found
+
+        for blob in await anyio.to_thread.run_sync(scan):
+            yield blob
+
+    def local_path(self, sha256: str) -> Path | None:
+        return self._path(sha256)
+
+    async def presigned_url(self, sha256: str, filename: str, ttl: int) -> str | None:
+        return None
+
+    async def put_part(self, key: str, chunks: AsyncIterator[bytes], max_size: int) -> int:
+        path = self._part_path(key)
+        tmp = path.with_name(path.name + f".{uuid.uuid4().hex}.tmp")
+        size = 0
+        await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+        fh = await anyio.to_thread.run_sync(lambda: open(tmp, "wb"))  # noqa: SIM115
+        try:
+            async for chunk in rechunk(chunks, CHUNK_SIZE):
+                size += len(chunk)
+                if size > max_size:
+                    raise TooLarge(f"chunk exceeds the limit of {max_size} bytes")
+                await anyio.to_thread.run_sync(fh.write, chunk)
+            await anyio.to_thread.run_sync(fh.close)
+            await anyio.to_thread.run_sync(os.replace, tmp, path)
+        except BaseException:
+            await anyio.to_thread.run_sync(fh.close)
+            tmp.unlink(missing_ok=True)
+            raise
+        return size
+
+    async def open_part(self, key: str) -> AsyncIterator[bytes]:
+        async for chunk in _read_file(self._part_path(key), 0, None):
+            yield chunk
+
+    async def delete_parts(self, prefix: str) -> None:
+        path = self._part_path(prefix.rstrip("/"))
+
+        def remove() -> None:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(remove)
+
+
+async def _read_file(path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:
+    try:
+        fh = await anyio.to_thread.run_sync(lambda: open(path, "rb"))  # noqa: SIM115
+    except FileNotFoundError as exc:
+        raise NotFound(f"{path.name} is not in storage") from exc
+    try:
+        await anyio.to_thread.run_sync(fh.seek, start)
+        remaining = None if end is None else end - start + 1
+        while remaining is None or remaining > 0:
+            want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+            chunk = await anyio.to_thread.run_sync(fh.read, want)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+    finally:
+        await anyio.to_thread.run_sync(fh.close)

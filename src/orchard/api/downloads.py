@@ -1,0 +1,137 @@
+"""Answering a download: conditional requests, ranges, checksums, streaming.
+
+A full download of a blob on the filesystem is handed to the server as a
+path (``FileResponse``: ASGI pathsend where the server offers it), so the
+bytes never pass through Python; ranges and other backends stream in
+chunks. Nothing is sent before the blob is known to exist, so a missing or
+unreachable blob is a clean 503, never a truncated 200.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+
+from orchard.db.models import Artifact
+from orchard.errors import RangeNotSatisfiable, StorageError
+from orchard.metrics import BYTES_OUT
+from orchard.settings import Settings
+from orchard.storage.base import ArtifactStore
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The single byte range a Range header asks for, as (start, end)
+    inclusive; None for a full response (no header, several ranges, or a
+    unit we don't know, which RFC 9110 lets a server ignore)."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(f"range {header!r} is not satisfiable", size)
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size or (last != "" and int(last) < start):
+        raise RangeNotSatisfiable(f"range {header!r} is not satisfiable", size)
+    return start, end
+
+
+def content_disposition(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def artifact_headers(artifact: Artifact, filename: str | None) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{artifact.id}"',
+        "Accept-Ranges": "bytes",
+        "X-Checksum-Sha256": artifact.id,
+        "X-Checksum-Sha1": artifact.sha1,
+        "X-Checksum-Md5": artifact.md5,
+        "Cache-Control": "public, max-age=31536000, immutable",
+    }
+    if filename:
+        headers["Content-Disposition"] = content_disposition(filename)
+    return headers
+
+
+def _etag_matches(header: str | None, sha256: str) -> bool:
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/").strip('"') for t in header.split(",")]
+    return "*" in tags or sha256 in tags
+
+
+async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        BYTES_OUT.inc(len(chunk))
+        yield chunk
+
+
+async def artifact_response(
+    request: Request,
+    artifact: Artifact,
+    storage: ArtifactStore,
+    settings: Settings,
+    filename: str | None = None,
+) -> Response:
+    headers = artifact_headers(artifact, filename)
+    if _etag_matches(request.headers.get("if-none-match"), artifact.id):
+        return Response(status_code=304, headers=headers)
+    if settings.s3_presigned_redirect:
+        url = await storage.presigned_url(
+            artifact.id, filename or artifact.id, settings.s3_presigned_ttl
+        )
+        if url:
+            return RedirectResponse(url, status_code=307, headers={"ETag": headers["ETag"]})
+    if not await storage.exists(artifact.id):
+        raise StorageError(f"artifact {artifact.id} is missing from storage")
+
+    size = artifact.size
+    if_range = request.headers.get("if-range")
+    wanted = request.headers.get("range")
+    if if_range and not _etag_matches(if_range, artifact.id):
+        wanted = None
+    byte_range = parse_range(wanted, size)
+    media_type = artifact.content_type or "application/octet-stream"
+
+    if request.method == "HEAD":
+        if byte_range:
+            start, end = byte_range
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            headers["Content-Length"] = str(end - start + 1)
+            return Response(status_code=206, headers=headers, media_type=media_type)
+        headers["Content-Length"] = str(size)
+        return Response(status_code=200, headers=headers, media_type=media_type)
+
+    if byte_range is None:
+        path = storage.local_path(artifact.id)
+        if path is not None and not wanted:
+            BYTES_OUT.inc(size)
+            return FileResponse(path, headers=headers, media_type=media_type, stat_result=None)
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(
+            _counted(storage.open(artifact.id)), headers=headers, media_type=media_type
+        )
+    start, end = byte_range
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(
+        _counted(storage.open(artifact.id, start, end)),
+        status_code=206,
+        headers=headers,
+        media_type=media_type,
+    )

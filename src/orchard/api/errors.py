@@ -1,0 +1,67 @@
+"""Rendering errors as ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchard.errors import OrchardError, RangeNotSatisfiable, status_for
+
+log = logging.getLogger("orchard.api")
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _orchard_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OrchardError)
+    status = status_for(exc)
+    response = error_response(status, exc.code, exc.message)
+    if isinstance(exc, RangeNotSatisfiable):
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
+    if status >= 500:
+        log.warning("request failed: %s", exc.message, extra={"event": "error", "code": exc.code})
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database error: %s", exc.__class__.__name__, extra={"event": "error"})
+    return error_response(503, "database_unavailable", "the database is unavailable")
+
+
+async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("backend error: %s", exc, extra={"event": "error"})
+    return error_response(503, "unavailable", "a storage or database backend is unavailable")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(OrchardError, _orchard_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OSError, _backend_error)

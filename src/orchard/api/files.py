@@ -1,0 +1,155 @@
+"""Uploading and downloading the files of a version."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from orchard.api.downloads import artifact_response
+from orchard.api.schemas import UploadOut
+from orchard.api.urls import file_url
+from orchard.core import artifacts, catalog, names
+from orchard.core.artifacts import StoredFile
+from orchard.core.audit import Actor
+from orchard.db.session import Database
+from orchard.deps import CurrentActor, DbDep, SettingsDep, StorageDep
+from orchard.errors import InvalidInput
+from orchard.metrics import DEDUP_BYTES, DEDUP_HITS, UPLOADS
+from orchard.storage.base import ArtifactStore, StagedBlob
+
+router = APIRouter(tags=["files"])
+
+FILE = "/project/{project}/packages/{package}/versions/{version}/files/{filename}"
+
+
+def guess_content_type(filename: str, declared: str | None) -> str:
+    if declared and declared.split(";")[0].strip() not in ("", "application/octet-stream"):
+        value = declared.split(";")[0].strip()
+        if len(value) < 128 and "/" in value:
+            return value
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+async def check_target(db: Database, project: str, package: str, version: str, filename: str) -> None:
+    """Refuse a bad target before a single body byte is read."""
+    names.package_name(package)
+    names.version_string(version)
+    names.filename(filename)
+    async with db.session() as session:
+        catalog.ensure_writable(await catalog.get_project(session, project))
+
+
+async def store_staged(
+    db: Database,
+    storage: ArtifactStore,
+    actor: Actor,
+    staged: StagedBlob,
+    *,
+    project: str,
+    package: str,
+    version: str,
+    filename: str,
+    content_type: str,
+    expected_sha256: str | None = None,
+) -> StoredFile:
+    """Verify and attach staged bytes; discards them on any failure."""
+    try:
+        artifacts.verify_checksum(staged, expected_sha256)
+        async with db.transaction() as session:
+            row = await catalog.get_project(session, project)
+            result = await artifacts.add_file(
+                session, storage, actor, project=row, package_name=package, version=version,
+                filename=filename, staged=staged, content_type=content_type,
+            )
+    except BaseException:
+        UPLOADS.labels("rejected").inc()
+        await storage.discard(staged)
+        raise
+    UPLOADS.labels("stored" if result.created else "unchanged").inc()
+    if result.deduplicated:
+        DEDUP_HITS.inc()
+        DEDUP_BYTES.inc(staged.info.size)
+    return result
+
+
+def upload_response(request: Request, result: StoredFile) -> JSONResponse:
+    a = result.artifact
+    body = UploadOut(
+        project=result.project, package=result.package, version=result.version,
+        filename=result.filename, sha256=a.id, size=a.size, md5=a.md5, sha1=a.sha1,
+        sha512=a.sha512, ref_count=a.ref_count, deduplicated=result.deduplicated,
+        created=result.created,
+        url=file_url(request, result.project, result.package, result.version, result.filename),
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=201 if result.created else 200,
+        headers={"Location": body.url},
+    )
+
+
+@router.put(FILE, response_model=UploadOut, status_code=201)
+async def put_file(
+    project: str, package: str, version: str, filename: str, request: Request,
+    db: DbDep, storage: StorageDep, settings: SettingsDep, actor: CurrentActor,
+    x_checksum_sha256: str | None = Header(None, description="expected SHA-256 (hex)"),
+) -> JSONResponse:
+    """Upload a file as the raw request body (streamed, never buffered)."""
+    await check_target(db, project, package, version, filename)
+    staged = await storage.stage(request.stream(), max_size=settings.max_upload_size)
+    result = await store_staged(
+        db, storage, actor, staged, project=project, package=package, version=version,
+        filename=filename, expected_sha256=x_checksum_sha256,
+        content_type=guess_content_type(filename, request.headers.get("content-type")),
+    )
+    return upload_response(request, result)
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1024 * 1024):
+        yield chunk
+
+
+@router.post("/project/{project}/packages/{package}/upload", response_model=UploadOut,
+             status_code=201)
+async def post_file(
+    project: str, package: str, request: Request, db: DbDep, storage: StorageDep,
+    settings: SettingsDep, actor: CurrentActor,
+) -> JSONResponse:
+    """Browser upload: multipart form with ``version``, ``file`` and an
+    optional ``sha256``."""
+    async with request.form(max_files=1, max_fields=10) as form:
+        version = form.get("version")
+        upload = form.get("file")
+        expected = form.get("sha256")
+        if not isinstance(version, str) or not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart upload needs a 'version' field and a 'file' part")
+        filename = upload.filename or ""
+        await check_target(db, project, package, version, filename)
+        staged = await storage.stage(_upload_chunks(upload), max_size=settings.max_upload_size)
+        result = await store_staged(
+            db, storage, actor, staged, project=project, package=package, version=version,
+            filename=filename, expected_sha256=expected if isinstance(expected, str) else None,
+            content_type=guess_content_type(filename, upload.content_type),
+        )
+    return upload_response(request, result)
+
+
+@router.api_route(FILE, methods=["GET", "HEAD"], response_class=Response,
+                  responses={200: {"content": {"application/octet-stream": {}}}})
+async def get_file(
+    project: str, package: str, version: str, filename: str, request: Request,
+    db: DbDep, storage: StorageDep, settings: SettingsDep,
+) -> Response:
+    """Download a file: Range, ETag/If-None-Match, checksum headers."""
+    async with db.session() as session:
+        row = await catalog.get_project(session, project)
+        pkg = await catalog.get_package(session, row, package)
+        ver = await catalog.get_version(session, pkg, version)
+        f = await catalog.get_file(session, ver, filename)
+        artifact = await artifacts.get_artifact(session, f.artifact_id)
+    return await artifact_response(request, artifact, storage, settings, filename)

@@ -1,0 +1,72 @@
+"""/health and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orchard import __version__
+from orchard.errors import OrchardError
+from orchard.metrics import CACHE_REQUESTS, REGISTRY
+
+router = APIRouter(tags=["health"])
+
+
+async def _probe(check: Any) -> dict[str, Any]:
+    try:
+        await check()
+    except OrchardError as exc:
+        return {"status": "down", "error": exc.message}
+    except Exception as exc:  # a health check must report, not crash
+        return {"status": "down", "error": exc.__class__.__name__}
+    return {"status": "up"}
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    """Database, storage and cache status; 503 when the database or storage
+    is down (the cache is optional)."""
+    state = request.app.state
+    database = await _probe(state.db.check)
+    database["backend"] = state.db.dialect
+    storage = await _probe(state.storage.check)
+    storage["backend"] = state.storage.name
+    cache = await state.cache.status()
+    cache["status"] = "up" if cache.get("connected") else "down"
+    cache["hits"] = state.cache.stats.hits
+    cache["misses"] = state.cache.stats.misses
+    settings = state.settings
+    pool = {
+        "max_connections": settings.http_max_connections,
+        "max_keepalive": settings.http_max_keepalive,
+        "worker_threads": settings.http_worker_threads,
+        "closed": state.http.is_closed,
+    }
+    core_ok = database["status"] == "up" and storage["status"] == "up"
+    status = "healthy" if core_ok and cache["status"] == "up" else (
+        "degraded" if core_ok else "unhealthy"
+    )
+    body = {
+        "status": status,
+        "version": __version__,
+        "database": database,
+        "storage": storage,
+        "cache": cache,
+        "http_pool": pool,
+    }
+    return JSONResponse(body, status_code=200 if core_ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    cache = request.app.state.cache
+    backend = cache.backend
+    # Mirror the cache's own counters into Prometheus at scrape time.
+    hits = CACHE_REQUESTS.labels(backend, "hit")
+    misses = CACHE_REQUESTS.labels(backend, "miss")
+    hits.inc(max(0, cache.stats.hits - hits._value.get()))
+    misses.inc(max(0, cache.stats.misses - misses._value.get()))
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,121 @@
+"""The application factory: ``create_app(settings) -> FastAPI``.
+
+The lifespan builds the long-lived objects (database, storage, cache, HTTP
+client) onto ``app.state`` and closes them on shutdown. A backend that cannot
+be reached at start stops the start with the exact setting named; the cache
+is the one deliberate exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from orchard import __version__, logs
+from orchard.api import artifacts, audit, files, health, packages, projects, search, uploads
+from orchard.api.errors import install as install_error_handlers
+from orchard.cache import create_cache
+from orchard.core import uploads as upload_sessions
+from orchard.core.bootstrap import ensure_builtin_projects
+from orchard.db.session import Database
+from orchard.errors import ConfigurationError, OrchardError
+from orchard.metrics import MetricsMiddleware
+from orchard.settings import Settings
+from orchard.storage import create_store
+from orchard.upstream.client import create_http_client
+
+log = logging.getLogger("orchard.app")
+
+EXPIRY_INTERVAL = 600.0
+
+
+async def _expire_uploads_forever(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(EXPIRY_INTERVAL)
+        try:
+            await upload_sessions.expire(app.state.db, app.state.storage)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("expiring upload sessions failed")
+
+
+async def _open_backends(app: FastAPI, settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        await db.check()
+    except OrchardError as exc:
+        await db.close()
+        raise ConfigurationError(
+            f"ORCHARD_DATABASE_URL: cannot connect to the database ({exc.message})"
+        ) from exc
+    storage = create_store(settings)
+    try:
+        await storage.check()
+    except OrchardError as exc:
+        await db.close()
+        raise ConfigurationError(f"ORCHARD_STORAGE_URL: {exc.message}") from exc
+    app.state.db = db
+    app.state.storage = storage
+    app.state.cache = create_cache(settings)
+    if settings.redis_url and not (await app.state.cache.status()).get("connected"):
+        log.warning("Redis at ORCHARD_REDIS_URL is unreachable; serving without the cache")
+    app.state.http = create_http_client(settings)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_worker_threads
+    await _open_backends(app, settings)
+    await ensure_builtin_projects(app.state.db)
+    if settings.dev:
+        from orchard.core.seed import seed_if_empty
+
+        await seed_if_empty(app.state.db, app.state.storage)
+    expiry = asyncio.create_task(_expire_uploads_forever(app))
+    log.info("orchard started", extra={"event": "start", "version": __version__,
+                                        "database": app.state.db.dialect,
+                                        "storage": app.state.storage.name,
+                                        "cache": app.state.cache.backend, "pid": os.getpid()})
+    try:
+        yield
+    finally:
+        expiry.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await expiry
+        await app.state.http.aclose()
+        await app.state.cache.close()
+        await app.state.storage.close()
+        await app.state.db.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logs.configure(settings.log_level, settings.log_json)
+    app = FastAPI(
+        title="Orchard",
+        version=__version__,
+        description="Content-addressed artifact repository: projects, packages, versions, files.",
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (projects, packages, files, artifacts, uploads, search, audit):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ASGI servers (granian/uvicorn ``--factory``)."""
+    return create_app(Settings())

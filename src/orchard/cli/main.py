@@ -1,0 +1,63 @@
+"""The ``orchard`` command."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from orchard.cli import client, ops
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Orchard: a self-hosted artifact repository.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+app.command("gc")(ops.gc)
+app.command("fsck")(ops.fsck)
+app.command("upload")(client.upload)
+app.command("download")(client.download)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8080, help="port to listen on"),
+    workers: int = typer.Option(1, help="worker processes"),
+    dev: bool = typer.Option(False, "--dev", help="development mode: seed example data"),
+) -> None:
+    """Migrate the database, then serve HTTP (granian, ASGI)."""
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    from orchard.db.migrate import upgrade
+    from orchard.settings import Settings
+
+    if dev:
+        os.environ["ORCHARD_DEV"] = "true"
+    settings = ops.load_settings()
+    upgrade(settings)
+    typer.echo(f"Orchard listening on http://{host}:{port} (data: {settings.data_dir})", err=True)
+    Server(
+        "orchard.app:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        respawn_failed_workers=False,
+    ).serve()
+    _ = Settings
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply database migrations."""
+    from orchard.db.migrate import upgrade
+
+    upgrade(ops.load_settings(), revision)
+    typer.echo(f"database upgraded to {revision}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,113 @@
+"""Operator commands that work straight against the configured backends."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from orchard.errors import ConfigurationError, OrchardError
+from orchard.settings import Settings
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def run_with_backends(work: Callable[..., Awaitable[T]]) -> T:
+    """Open database and storage from the settings, run ``work(db, storage)``."""
+    from orchard.db.session import Database
+    from orchard.storage import create_store
+
+    settings = load_settings()
+
+    async def main() -> T:
+        db = Database(settings)
+        try:
+            try:
+                storage = create_store(settings)
+                await db.check()
+                await storage.check()
+            except ConfigurationError as exc:
+                raise typer.Exit(_fail(exc.message)) from exc
+            except OrchardError as exc:
+                raise typer.Exit(_fail(exc.message)) from exc
+            try:
+                return await work(db, storage, settings)
+            finally:
+                await storage.close()
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]error:[/red] {message}")
+    return 2
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="report, delete nothing"),
+    grace: int | None = typer.Option(None, "--grace", help="seconds (default ORCHARD_GC_GRACE)"),
+) -> None:
+    """Delete artifacts no file references any more (and orphaned blobs)."""
+    from orchard.core.gc import collect
+
+    async def work(db, storage, settings):  # type: ignore[no-untyped-def]
+        return await collect(
+            db, storage, grace=settings.gc_grace if grace is None else grace, dry_run=dry_run
+        )
+
+    report = run_with_backends(work)
+    verb = "would free" if dry_run else "freed"
+    for sha256, size in report.freed:
+        print(f"{verb} {sha256} {size}")
+    for sha256, size in report.orphans:
+        print(f"{verb} orphan {sha256} {size}")
+    print(
+        f"{verb} {len(report.freed)} artifacts and {len(report.orphans)} orphaned blobs, "
+        f"{_human(report.freed_bytes)} ({report.freed_bytes} bytes)"
+    )
+
+
+def fsck() -> None:
+    """Re-hash every blob; report missing, corrupt and orphaned blobs."""
+    from orchard.core.fsck import check
+
+    async def work(db, storage, settings):  # type: ignore[no-untyped-def]
+        return await check(db, storage)
+
+    report = run_with_backends(work)
+    for sha256 in report.missing:
+        print(f"missing {sha256}")
+    for sha256 in report.corrupt:
+        print(f"corrupt {sha256}")
+    for sha256 in report.orphaned:
+        print(f"orphaned {sha256}")
+    print(
+        f"checked {report.checked} blobs: {len(report.missing)} missing, "
+        f"{len(report.corrupt)} corrupt, {len(report.orphaned)} orphaned"
+    )
+    if not report.ok:
+        sys.exit(1)

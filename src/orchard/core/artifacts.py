@@ -1,0 +1,193 @@
+"""Storing files as content-addressed artifacts, and reading them back.
+
+The write path (``add_file``) is the one place where bytes become a File:
+
+1. the caller has staged the bytes (hashed, not yet visible);
+2. in one write transaction: the artifact row is upserted, which locks it
+   against a concurrent gc; the staged blob is committed into storage (or
+   dropped if the blob already exists: deduplication); the File row is
+   inserted (``ON CONFLICT DO NOTHING``) and the triggers count it.
+
+A gc that wants the same artifact either finished before (the upsert then
+recreates the row and the commit re-creates the blob) or waits on the row
+lock and then sees ref_count > 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchard.core import catalog, names
+from orchard.core.audit import Actor, record
+from orchard.db.base import utcnow
+from orchard.db.models import Artifact, ArtifactDependency, File, Package, Project, Version
+from orchard.errors import ChecksumMismatch, Conflict, NotFound
+from orchard.storage.base import ArtifactStore, StagedBlob
+
+log = logging.getLogger("orchard.artifacts")
+
+
+@dataclass
+class StoredFile:
+    """What an upload produced."""
+
+    project: str
+    package: str
+    version: str
+    filename: str
+    artifact: Artifact
+    deduplicated: bool  # the bytes were already stored
+    created: bool  # False when the same file was already there (idempotent)
+
+
+def verify_checksum(staged: StagedBlob, expected_sha256: str | None) -> None:
+    if expected_sha256 and expected_sha256.strip().lower() != staged.info.sha256:
+        raise ChecksumMismatch(
+            f"checksum mismatch: expected sha256 {expected_sha256.strip().lower()}, "
+            f"received {staged.info.sha256}"
+        )
+
+
+async def upsert_artifact(
+    session: AsyncSession, staged: StagedBlob, content_type: str
+) -> None:
+    """Insert the artifact row or refresh ``touched_at``; locks the row."""
+    info = staged.info
+    now = utcnow()
+    stmt = catalog.insert_for(session, Artifact).values(
+        id=info.sha256,
+        size=info.size,
+        md5=info.md5,
+        sha1=info.sha1,
+        sha512=info.sha512,
+        content_type=content_type,
+        ref_count=0,
+        created_at=now,
+        touched_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={"touched_at": now})
+    await session.execute(stmt)
+
+
+async def add_file(
+    session: AsyncSession,
+    storage: ArtifactStore,
+    actor: Actor,
+    *,
+    project: Project,
+    package_name: str,
+    version: str,
+    filename: str,
+    staged: StagedBlob,
+    package_format: str = "generic",
+    content_type: str = "application/octet-stream",
+    version_meta: dict[str, Any] | None = None,
+) -> StoredFile:
+    """Attach staged bytes as ``filename`` of ``version``. The caller owns the
+    transaction; on any error it rolls back and discards ``staged``."""
+    catalog.ensure_writable(project)
+    names.filename(filename)
+    package, _ = await catalog.ensure_package(session, project, package_name, package_format)
+    ver = await catalog.ensure_version(session, package, version)
+    if version_meta and not ver.meta:
+        ver.meta = version_meta
+    existing = await _existing_file(session, ver, filename)
+    if existing is not None:
+        return await _same_or_conflict(session, storage, project, package, ver, existing, staged)
+
+    await upsert_artifact(session, staged, content_type)
+    deduplicated = await storage.commit(staged)
+    stmt = (
+        catalog.insert_for(session, File)
+        .values(version_id=ver.id, filename=filename, artifact_id=staged.info.sha256,
+                created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["version_id", "filename"])
+        .returning(File.id)
+    )
+    if await session.scalar(stmt) is None:  # lost a race to an identical path
+        existing = await _existing_file(session, ver, filename)
+        assert existing is not None
+        return await _same_or_conflict(session, storage, project, package, ver, existing, staged)
+
+    target = f"{project.name}/{package.name}/{version}/{filename}"
+    record(session, actor, "file.upload", target, sha256=staged.info.sha256,
+           size=staged.info.size, deduplicated=deduplicated)
+    log.info(
+        "dedup hit" if deduplicated else "upload stored",
+        extra={"event": "dedup" if deduplicated else "upload", "artifact": staged.info.sha256,
+               "size": staged.info.size, "target": target},
+    )
+    await session.flush()
+    artifact = await session.get(Artifact, staged.info.sha256, populate_existing=True)
+    assert artifact is not None
+    return StoredFile(project.name, package.name, version, filename, artifact, deduplicated, True)
+
+
+async def _existing_file(session: AsyncSession, version: Version, filename: str) -> File | None:
+    return await session.scalar(
+        select(File).where(File.version_id == version.id, File.filename == filename)
+    )
+
+
+async def _same_or_conflict(
+    session: AsyncSession,
+    storage: ArtifactStore,
+    project: Project,
+    package: Package,
+    version: Version,
+    existing: File,
+    staged: StagedBlob,
+) -> StoredFile:
+    if existing.artifact_id != staged.info.sha256:
+        raise Conflict(
+            f"{package.name} {version.version} already has a different {existing.filename!r}; "
+            "published versions are immutable"
+        )
+    await storage.discard(staged)
+    artifact = await session.get(Artifact, existing.artifact_id, populate_existing=True)
+    assert artifact is not None
+    return StoredFile(project.name, package.name, version.version, existing.filename,
+                      artifact, True, False)
+
+
+async def get_artifact(session: AsyncSession, sha256: str) -> Artifact:
+    sha = sha256.lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise NotFound(f"artifact {sha256!r} not found")
+    artifact = await session.get(Artifact, sha)
+    if artifact is None:
+        raise NotFound(f"artifact {sha256!r} not found")
+    return artifact
+
+
+@dataclass
+class Reference:
+    project: str
+    package: str
+    version: str
+    filename: str
+    created_at: datetime
+
+
+async def references(session: AsyncSession, sha256: str, limit: int = 1000) -> list[Reference]:
+    stmt = (
+        select(Project.name, Package.name, Version.version, File.filename, File.created_at)
+        .join(Version, File.version_id == Version.id)
+        .join(Package, Version.package_id == Package.id)
+        .join(Project, Package.project_id == Project.id)
+        .where(File.artifact_id == sha256)
+        .order_by(Project.name, Package.name, Version.version, File.filename)
+        .limit(limit)
+    )
+    return [Reference(*row) for row in await session.execute(stmt)]
+
+
+async def dependencies(session: AsyncSession, sha256: str) -> list[ArtifactDependency]:
+    stmt = select(ArtifactDependency).where(ArtifactDependency.artifact_id == sha256)
+    return list(await session.scalars(stmt.order_by(ArtifactDependency.id)))

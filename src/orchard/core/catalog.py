@@ -1,0 +1,246 @@
+"""Projects, packages and versions: lookups, creation and deletion.
+
+Deleting cascades in the database (ON DELETE CASCADE); the ref_count
+triggers see every File row that goes, so blobs become collectable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchard.core import names
+from orchard.core.audit import Actor, record
+from orchard.db.base import utcnow
+from orchard.db.models import File, Package, Project, Version
+from orchard.errors import Conflict, Forbidden, NotFound
+
+log = logging.getLogger("orchard.catalog")
+
+PROXY_PROJECT = "proxy"
+
+
+def insert_for(session: AsyncSession, model: type[Any]) -> Any:
+    """A dialect-specific INSERT that supports ON CONFLICT."""
+    if session.bind.dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+async def get_project(session: AsyncSession, name: str) -> Project:
+    project = await session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"project {name!r} not found")
+    return project
+
+
+async def list_projects(
+    session: AsyncSession, query: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Project]:
+    stmt = select(Project).order_by(Project.name).limit(limit).offset(offset)
+    if query:
+        stmt = stmt.where(func.lower(Project.name).contains(query.lower()))
+    return list(await session.scalars(stmt))
+
+
+async def create_project(
+    session: AsyncSession,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    is_public: bool = True,
+    upstream: bool = True,
+) -> Project:
+    names.project_name(name)
+    if await session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise Conflict(f"project {name!r} already exists")
+    project = Project(name=name, description=description, is_public=is_public, upstream=upstream)
+    session.add(project)
+    await session.flush()
+    record(session, actor, "project.create", name)
+    return project
+
+
+def ensure_writable(project: Project) -> None:
+    if project.builtin:
+        raise Forbidden(f"project {project.name!r} is read-only")
+
+
+async def update_project(
+    session: AsyncSession, actor: Actor, project: Project, changes: dict[str, Any]
+) -> Project:
+    ensure_writable(project)
+    for key in ("description", "is_public", "upstream"):
+        if key in changes and changes[key] is not None:
+            setattr(project, key, changes[key])
+    record(session, actor, "project.update", project.name, changes=changes)
+    await session.flush()
+    return project
+
+
+async def delete_project(session: AsyncSession, actor: Actor, project: Project) -> None:
+    ensure_writable(project)
+    record(session, actor, "project.delete", project.name)
+    log.info("project deleted", extra={"event": "delete", "project": project.name})
+    await session.delete(project)
+    await session.flush()
+
+
+async def get_package(session: AsyncSession, project: Project, name: str) -> Package:
+    key = names.package_name(name)
+    package = await session.scalar(
+        select(Package).where(Package.project_id == project.id, Package.name == key)
+    )
+    if package is None:
+        # Try the normalised forms of every format (pypi Foo_Bar → foo-bar).
+        for fmt in ("pypi", "npm"):
+            norm = names.package_name(name, fmt)
+            package = await session.scalar(
+                select(Package).where(
+                    Package.project_id == project.id, Package.name == norm, Package.format == fmt
+                )
+            )
+            if package is not None:
+                break
+    if package is None:
+        raise NotFound(f"package {name!r} not found in project {project.name!r}")
+    return package
+
+
+async def list_packages(
+    session: AsyncSession, project: Project, limit: int = 100, offset: int = 0
+) -> list[Package]:
+    stmt = (
+        select(Package)
+        .where(Package.project_id == project.id)
+        .order_by(Package.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def ensure_package(
+    session: AsyncSession, project: Project, name: str, fmt: str = "generic", description: str = ""
+) -> tuple[Package, bool]:
+    """Get or create a package, race-safe. Returns (package, created)."""
+    key = names.package_name(name, fmt)
+    stmt = (
+        insert_for(session, Package)
+        .values(
+            project_id=project.id,
+            name=key,
+            display_name=name,
+            format=fmt,
+            description=description,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+        .returning(Package.id)
+    )
+    created_id = await session.scalar(stmt)
+    package = await session.scalar(
+        select(Package).where(Package.project_id == project.id, Package.name == key)
+    )
+    assert package is not None
+    return package, created_id is not None
+
+
+async def create_package(
+    session: AsyncSession,
+    actor: Actor,
+    project: Project,
+    name: str,
+    fmt: str = "generic",
+    description: str = "",
+) -> Package:
+    ensure_writable(project)
+    package, created = await ensure_package(session, project, name, fmt, description)
+    if not created:
+        raise Conflict(f"package {name!r} already exists in project {project.name!r}")
+    record(session, actor, "package.create", f"{project.name}/{package.name}", format=fmt)
+    return package
+
+
+async def delete_package(
+    session: AsyncSession, actor: Actor, project: Project, package: Package
+) -> None:
+    ensure_writable(project)
+    record(session, actor, "package.delete", f"{project.name}/{package.name}")
+    log.info(
+        "package deleted",
+        extra={"event": "delete", "project": project.name, "package": package.name},
+    )
+    await session.delete(package)
+    await session.flush()
+
+
+async def get_version(session: AsyncSession, package: Package, version: str) -> Version:
+    row = await session.scalar(
+        select(Version).where(Version.package_id == package.id, Version.version == version)
+    )
+    if row is None:
+        raise NotFound(f"version {version!r} of package {package.name!r} not found")
+    return row
+
+
+async def list_versions(session: AsyncSession, package: Package) -> list[Version]:
+    stmt = select(Version).where(Version.package_id == package.id).order_by(Version.id.desc())
+    return list(await session.scalars(stmt))
+
+
+async def ensure_version(session: AsyncSession, package: Package, version: str) -> Version:
+    names.version_string(version)
+    stmt = (
+        insert_for(session, Version)
+        .values(package_id=package.id, version=version, created_at=utcnow(), meta={})
+        .on_conflict_do_nothing(index_elements=["package_id", "version"])
+    )
+    await session.execute(stmt)
+    return await get_version(session, package, version)
+
+
+async def delete_version(
+    session: AsyncSession, actor: Actor, project: Project, package: Package, version: Version
+) -> None:
+    ensure_writable(project)
+    target = f"{project.name}/{package.name}/{version.version}"
+    record(session, actor, "version.delete", target)
+    log.info("version deleted", extra={"event": "delete", "target": target})
+    await session.delete(version)
+    await session.flush()
+
+
+async def update_version(
+    session: AsyncSession,
+    actor: Actor,
+    project: Project,
+    version: Version,
+    changes: dict[str, Any],
+) -> Version:
+    """Yank/unyank and deprecate: flags only; the files never change."""
+    ensure_writable(project)
+    for key in ("yanked", "yank_reason", "deprecated"):
+        if key in changes and changes[key] is not None:
+            setattr(version, key, changes[key])
+    record(session, actor, "version.update", f"{project.name}/{version.version}", changes=changes)
+    await session.flush()
+    return version
+
+
+async def list_files(session: AsyncSession, version: Version) -> list[File]:
+    stmt = select(File).where(File.version_id == version.id).order_by(File.filename)
+    return list(await session.scalars(stmt))
+
+
+async def get_file(session: AsyncSession, version: Version, filename: str) -> File:
+    row = await session.scalar(
+        select(File).where(File.version_id == version.id, File.filename == filename)
+    )
+    if row is None:
+        raise NotFound(f"file {filename!r} not found in version {version.version!r}")
+    return row

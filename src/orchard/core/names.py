@@ -1,0 +1,75 @@
+"""Validation and normalisation of the names users choose.
+
+Everything that becomes part of a URL, a storage key or a log line passes
+through here first: path separators, control characters, ``..`` and other
+surprises are refused with InvalidInput before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from orchard.errors import InvalidInput
+
+FORMATS = ("generic", "pypi", "npm", "go")
+
+_PROJECT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+_PACKAGE = re.compile(r"^[A-Za-z0-9@](?:[A-Za-z0-9._+~@-]{0,212}[A-Za-z0-9_+~])?$")
+_VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._+~!-]{0,126}[A-Za-z0-9_+~])?$")
+_FILENAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+_PEP503 = re.compile(r"[-_.]+")
+
+
+def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value) or ".." in value:
+        raise InvalidInput(f"invalid {kind} name {value!r}")
+    return value
+
+
+def project_name(value: str) -> str:
+    return _check("project", value, _PROJECT)
+
+
+def version_string(value: str) -> str:
+    if not isinstance(value, str) or not _VERSION.fullmatch(value) or ".." in value:
+        raise InvalidInput(f"invalid version {value!r}")
+    return value
+
+
+def filename(value: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 255
+        or value in (".", "..")
+        or value.startswith((".", " "))
+        or value.endswith((" ", "."))
+        or _FILENAME_FORBIDDEN.search(value)
+    ):
+        raise InvalidInput(f"invalid filename {value!r}")
+    return value
+
+
+def package_format(value: str) -> str:
+    if value not in FORMATS:
+        raise InvalidInput(f"invalid package format {value!r}; one of {', '.join(FORMATS)}")
+    return value
+
+
+def _pypi(name: str) -> str:
+    return _PEP503.sub("-", name).lower()
+
+
+NORMALISERS: dict[str, Callable[[str], str]] = {
+    "generic": lambda n: n,
+    "pypi": _pypi,
+    "npm": str.lower,
+    "go": lambda n: n,
+}
+
+
+def package_name(value: str, fmt: str = "generic") -> str:
+    """Validate a package name and return its normalised form for ``fmt``."""
+    _check("package", value, _PACKAGE)
+    return NORMALISERS[package_format(fmt)](value)

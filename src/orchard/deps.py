@@ -1,0 +1,49 @@
+"""Annotated dependencies: what endpoints ask for, built from app.state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from orchard.cache.base import Cache
+from orchard.core.audit import Actor
+from orchard.db.session import Database
+from orchard.settings import Settings
+from orchard.storage.base import ArtifactStore
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_storage(request: Request) -> ArtifactStore:
+    storage: ArtifactStore = request.app.state.storage
+    return storage
+
+
+def get_cache(request: Request) -> Cache:
+    cache: Cache = request.app.state.cache
+    return cache
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def current_actor(request: Request) -> Actor:
+    """Who makes the request. Authentication replaces this one dependency."""
+    return Actor(name="anonymous", address=client_address(request))
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+StorageDep = Annotated[ArtifactStore, Depends(get_storage)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CurrentActor = Annotated[Actor, Depends(current_actor)]

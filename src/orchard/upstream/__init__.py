@@ -1,0 +1,1 @@
+"""Upstream registries: the pooled HTTP client, sources, fetch-once."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
+from tests.fakes.s3server import create_bucket, delete_bucket
 
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
@@ -16,31 +15,6 @@ from orchard.storage.filesystem import FilesystemStore
 from orchard.storage.s3 import S3Store
 
 # --- Storage backends (filesystem, S3 on moto) ----------------------------------------------
-
-S3_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """The endpoint URL of a moto S3 server, with test credentials in the environment
-    for the session (the previous values are put back at the end)."""
-    saved = {name: os.environ.get(name) for name in S3_TEST_ENV}
-    os.environ.update(S3_TEST_ENV)
-    server = start_s3_server()
-    try:
-        yield server.endpoint_url
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
 
 @pytest.fixture
 def s3_bucket(s3_server: str) -> Iterator[str]:

@@ -1,0 +1,222 @@
+"""Shared fixtures: the backend stack under test, the app, a live server.
+
+``ORCHARD_TEST_STACK`` picks the stack the API tests run on:
+
+- ``embedded`` (default): SQLite, blobs on disk, in-process cache;
+- ``production``: PostgreSQL (a throwaway database on 127.0.0.1:5432),
+  S3 (moto's server on a loopback port, a fresh bucket per test) and Redis
+  (127.0.0.1:6379, database 14, flushed per test).
+
+CI runs the whole suite once per stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
+
+from orchard.app import create_app
+from orchard.db.migrate import upgrade
+from orchard.settings import Settings
+
+STACK = os.environ.get("ORCHARD_TEST_STACK", "embedded")
+PG_ADMIN_URL = os.environ.get("ORCHARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("ORCHARD_TEST_REDIS", "redis://127.0.0.1:6379/14")
+
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+# Settings of the stack → environment variables of a server subprocess.
+ENV_FIELDS = ("data_dir", "database_url", "storage_url", "s3_endpoint_url", "redis_url",
+              "max_upload_size", "gc_grace", "upload_session_ttl", "base_url")
+
+
+def pytest_report_header() -> str:
+    return f"orchard test stack: {STACK}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Endpoint of a moto S3 server; test credentials in the environment."""
+    saved = {name: os.environ.get(name) for name in S3_TEST_ENV}
+    os.environ.update(S3_TEST_ENV)
+    server = start_s3_server()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, migrated to head; dropped afterwards."""
+    import psycopg
+
+    name = f"orchard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{url}/{name}"
+    upgrade(Settings(database_url=url))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(url: str) -> None:
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE artifacts, projects, packages, versions, files, artifact_dependencies,"
+            " upload_sessions, upload_parts, audit_log RESTART IDENTITY CASCADE"
+        )
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, copied for each test (faster than migrating)."""
+    data_dir = tmp_path_factory.mktemp("template")
+    upgrade(Settings(data_dir=data_dir))
+    return data_dir / "orchard.db"
+
+
+@pytest.fixture
+def stack_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[Settings]:
+    """Settings for the stack under test, on clean backends."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    if STACK == "production":
+        pg_url: str = request.getfixturevalue("pg_database")
+        endpoint: str = request.getfixturevalue("s3_server")
+        _truncate_pg(pg_url)
+        _flush_redis(REDIS_TEST_URL)
+        bucket = f"orchard-{uuid.uuid4().hex[:12]}"
+        create_bucket(endpoint, bucket)
+        try:
+            yield Settings(
+                data_dir=data_dir, database_url=pg_url, storage_url=f"s3://{bucket}/blobs",
+                s3_endpoint_url=endpoint, redis_url=REDIS_TEST_URL, log_json=True,
+            )
+        finally:
+            delete_bucket(endpoint, bucket)
+        return
+    shutil.copy(sqlite_template, data_dir / "orchard.db")
+    yield Settings(data_dir=data_dir, log_json=True)
+
+
+@pytest.fixture
+def settings(stack_settings: Settings) -> Settings:
+    """Override in a test module to change individual settings."""
+    return stack_settings
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """Environment for an ``orchard`` subprocess using ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHARD_", "PIP_"))}
+    for field in ENV_FIELDS:
+        value = getattr(settings, field)
+        if value is not None:
+            env[f"ORCHARD_{field.upper()}"] = str(value)
+    return env
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_live_server(settings: Settings, log: Path) -> LiveServer:
+    port = free_port()
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchard.cli.main", "serve", "--port", str(port)],
+        env=server_env(settings), stdout=handle, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"orchard serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code in (200, 503):
+                return LiveServer(url, process, log)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"orchard serve did not start: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """``orchard serve`` in a subprocess on a free loopback port."""
+    server = start_live_server(settings, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -18,7 +18,9 @@ def _filesystem(settings: Settings) -> ArtifactStore:
 def _s3(settings: Settings) -> ArtifactStore:
     from orchard.storage.s3 import S3Store
 
-    return S3Store.from_settings(settings)
+    staging = settings.data_dir / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    return S3Store.from_settings(settings, staging_dir=staging)
 
 
 FACTORIES: dict[str, Callable[[Settings], ArtifactStore]] = {

@@ -133,7 +133,7 @@ class ArtifactStore(Protocol):
     def open_part(self, key: str) -> AsyncIterator[bytes]: ...
 
     async def delete_parts(self, prefix: str) -> None:
-        """Remove every part whose key starts with ``prefix``."""
+        """Remove the part ``prefix`` and every part below it (a whole path segment)."""
         ...
 
     async def check(self) -> None:

@@ -80,7 +80,8 @@ class FilesystemStore:
                         raise TooLarge(f"body exceeds the limit of {max_size} bytes")
                     await anyio.to_thread.run_sync(write, fh, chunk)
             finally:
-                await anyio.to_thread.run_sync(fh.close)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(fh.close)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -167,7 +168,8 @@ class FilesystemStore:
             await anyio.to_thread.run_sync(fh.close)
             await anyio.to_thread.run_sync(os.replace, tmp, path)
         except BaseException:
-            await anyio.to_thread.run_sync(fh.close)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(fh.close)
             tmp.unlink(missing_ok=True)
             raise
         return size
@@ -205,4 +207,5 @@ async def _read_file(path: Path, start: int, end: int | None) -> AsyncIterator[b
                 remaining -= len(chunk)
             yield chunk
     finally:
-        await anyio.to_thread.run_sync(fh.close)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(fh.close)

@@ -1,0 +1,120 @@
+"""Alembic migrations on SQLite and PostgreSQL: upgrade head leaves nothing
+for autogenerate to do, downgrade removes everything, and the ref_count
+triggers count File rows on both engines."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Engine
+
+from orchard.db.base import Base
+from orchard.db.migrate import downgrade, upgrade
+from orchard.db.session import sync_url
+from orchard.settings import Settings
+from tests.conftest import PG_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path)
+        return
+    name = f"orchard_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield Settings(data_dir=tmp_path, database_url=f"{base}/{name}")
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _engine(settings: Settings) -> Engine:
+    return create_engine(sync_url(settings.effective_database_url))
+
+
+def test_upgrade_head_leaves_nothing_to_autogenerate(fresh_settings: Settings) -> None:
+    upgrade(fresh_settings)
+    engine = _engine(fresh_settings)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_removes_schema_and_upgrade_restores_it(fresh_settings: Settings) -> None:
+    upgrade(fresh_settings)
+    downgrade(fresh_settings, "base")
+    engine = _engine(fresh_settings)
+    try:
+        tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        assert tables == set()
+    finally:
+        engine.dispose()
+    upgrade(fresh_settings)
+    engine = _engine(fresh_settings)
+    try:
+        assert "files" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_triggers_alone_keep_ref_count(fresh_settings: Settings) -> None:
+    upgrade(fresh_settings)
+    engine = _engine(fresh_settings)
+    now = "2026-01-01 00:00:00"
+
+    def ref_count(conn: object, sha: str) -> int:
+        return int(conn.execute(  # type: ignore[attr-defined]
+            text("SELECT ref_count FROM artifacts WHERE id = :id"), {"id": sha}
+        ).scalar_one())
+
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("PRAGMA foreign_keys=ON"))
+            for sha in ("a" * 64, "b" * 64):
+                conn.execute(text(
+                    "INSERT INTO artifacts (id, size, md5, sha1, sha512, content_type, ref_count,"
+                    " created_at, touched_at) VALUES (:id, 1, '', '', '', 'x', 0, :t, :t)"
+                ), {"id": sha, "t": now})
+            conn.execute(text(
+                "INSERT INTO projects (id, name, description, is_public, upstream, builtin,"
+                " created_at, updated_at) VALUES (1, 'p', '', true, true, false, :t, :t)"
+            ), {"t": now})
+            conn.execute(text(
+                "INSERT INTO packages (id, project_id, name, display_name, format, description,"
+                " created_at) VALUES (1, 1, 'k', 'k', 'generic', '', :t)"
+            ), {"t": now})
+            for vid in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO versions (id, package_id, version, created_at, yanked,"
+                    " yank_reason, deprecated, meta) VALUES (:v, 1, :s, :t, false, '', '', '{}')"
+                ), {"v": vid, "s": f"{vid}.0", "t": now})
+            for fid, vid in ((1, 1), (2, 1), (3, 2)):
+                conn.execute(text(
+                    "INSERT INTO files (id, version_id, filename, artifact_id, created_at)"
+                    " VALUES (:f, :v, :n, :a, :t)"
+                ), {"f": fid, "v": vid, "n": f"f{fid}", "a": "a" * 64, "t": now})
+            assert ref_count(conn, "a" * 64) == 3
+            conn.execute(text("UPDATE files SET artifact_id = :b WHERE id = 1"), {"b": "b" * 64})
+            assert ref_count(conn, "a" * 64) == 2
+            assert ref_count(conn, "b" * 64) == 1
+            conn.execute(text("DELETE FROM versions WHERE id = 2"))  # cascades to file 3
+            assert ref_count(conn, "a" * 64) == 1
+            conn.execute(text("DELETE FROM projects WHERE id = 1"))  # cascades to everything
+            assert ref_count(conn, "a" * 64) == 0
+            assert ref_count(conn, "b" * 64) == 0
+    finally:
+        engine.dispose()

@@ -24,15 +24,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
 
 from orchard.app import create_app
 from orchard.db.migrate import upgrade
 from orchard.settings import Settings
+from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
 
 STACK = os.environ.get("ORCHARD_TEST_STACK", "embedded")
 PG_ADMIN_URL = os.environ.get("ORCHARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("ORCHARD_TEST_REDIS", "redis://127.0.0.1:6379/14")
+
+ADMIN_PASSWORD = "admin-password-for-tests"
 
 S3_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -42,7 +44,8 @@ S3_TEST_ENV = {
 
 # Settings of the stack → environment variables of a server subprocess.
 ENV_FIELDS = ("data_dir", "database_url", "storage_url", "s3_endpoint_url", "redis_url",
-              "max_upload_size", "gc_grace", "upload_session_ttl", "base_url")
+              "max_upload_size", "gc_grace", "upload_session_ttl", "base_url", "admin_password",
+              "secret_key")
 
 
 def pytest_report_header() -> str:
@@ -91,7 +94,8 @@ def _truncate_pg(url: str) -> None:
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE artifacts, projects, packages, versions, files, artifact_dependencies,"
-            " upload_sessions, upload_parts, audit_log RESTART IDENTITY CASCADE"
+            " upload_sessions, upload_parts, audit_log, users, api_tokens, web_sessions,"
+            " project_members, login_failures RESTART IDENTITY CASCADE"
         )
 
 
@@ -131,12 +135,13 @@ def stack_settings(
             yield Settings(
                 data_dir=data_dir, database_url=pg_url, storage_url=f"s3://{bucket}/blobs",
                 s3_endpoint_url=endpoint, redis_url=REDIS_TEST_URL, log_json=True,
+                admin_password=ADMIN_PASSWORD,
             )
         finally:
             delete_bucket(endpoint, bucket)
         return
     shutil.copy(sqlite_template, data_dir / "orchard.db")
-    yield Settings(data_dir=data_dir, log_json=True)
+    yield Settings(data_dir=data_dir, log_json=True, admin_password=ADMIN_PASSWORD)
 
 
 @pytest.fixture
@@ -153,7 +158,27 @@ async def app(settings: Settings) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+async def admin_token(app: object) -> str:
+    """A write token of the bootstrapped administrator."""
+    from tests.support import make_token
+
+    return await make_token(app, "admin")
+
+
+@pytest.fixture
+async def client(app: object, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the in-process app, signed in as the administrator."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def anon_client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the in-process app without credentials."""
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
@@ -170,16 +195,53 @@ def server_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHARD_", "PIP_"))}
     for field in ENV_FIELDS:
         value = getattr(settings, field)
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
         if value is not None:
             env[f"ORCHARD_{field.upper()}"] = str(value)
     return env
 
 
+def insert_admin_token(settings: Settings) -> str:
+    """A write token for the bootstrapped ``admin``, written straight into the
+    database (for tests that talk to a server subprocess)."""
+    import secrets as pysecrets
+
+    from sqlalchemy import create_engine, text
+
+    from orchard.auth.tokens import PREFIX, token_hash
+    from orchard.db.base import utcnow
+    from orchard.db.session import sync_url
+
+    secret = PREFIX + pysecrets.token_urlsafe(32)
+    engine = create_engine(sync_url(settings.effective_database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (user_id, name, token_hash, prefix, scope,"
+                    " created_at) SELECT id, :name, :hash, :prefix, 'write', :now"
+                    " FROM users WHERE username = 'admin'"
+                ),
+                {"name": f"live-{secret[-6:]}", "hash": token_hash(secret),
+                 "prefix": secret[:12], "now": utcnow()},
+            )
+    finally:
+        engine.dispose()
+    return secret
+
+
 class LiveServer:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path,
+                 token: str = "") -> None:
         self.url = url
         self.process = process
         self.log = log
+        self.token = token  # an administrator's write token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -205,7 +267,7 @@ def start_live_server(settings: Settings, log: Path) -> LiveServer:
             raise RuntimeError(f"orchard serve exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code in (200, 503):
-                return LiveServer(url, process, log)
+                return LiveServer(url, process, log, insert_admin_token(settings))
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()

@@ -19,8 +19,23 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from orchard import __version__, logs
-from orchard.api import artifacts, audit, files, health, packages, projects, search, uploads
+from orchard.api import (
+    artifacts,
+    audit,
+    auth,
+    files,
+    health,
+    members,
+    packages,
+    projects,
+    search,
+    tokens,
+    uploads,
+    users,
+)
 from orchard.api.errors import install as install_error_handlers
+from orchard.auth.keys import secret_key
+from orchard.auth.users import ensure_first_admin
 from orchard.cache import create_cache
 from orchard.core import uploads as upload_sessions
 from orchard.core.bootstrap import ensure_builtin_projects
@@ -73,16 +88,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_worker_threads
     await _open_backends(app, settings)
+    app.state.secret_key = secret_key(settings)
     await ensure_builtin_projects(app.state.db)
+    await ensure_first_admin(app.state.db, settings)
     if settings.dev:
         from orchard.core.seed import seed_if_empty
 
         await seed_if_empty(app.state.db, app.state.storage)
     expiry = asyncio.create_task(_expire_uploads_forever(app))
-    log.info("orchard started", extra={"event": "start", "version": __version__,
-                                        "database": app.state.db.dialect,
-                                        "storage": app.state.storage.name,
-                                        "cache": app.state.cache.backend, "pid": os.getpid()})
+    log.info(
+        "orchard started",
+        extra={
+            "event": "start",
+            "version": __version__,
+            "database": app.state.db.dialect,
+            "storage": app.state.storage.name,
+            "cache": app.state.cache.backend,
+            "pid": os.getpid(),
+        },
+    )
     try:
         yield
     finally:
@@ -109,7 +133,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (projects, packages, files, artifacts, uploads, search, audit):
+    for module in (
+        projects,
+        packages,
+        files,
+        artifacts,
+        uploads,
+        search,
+        audit,
+        auth,
+        users,
+        tokens,
+        members,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchard.auth.principal import Principal, resolve
 from orchard.cache.base import Cache
 from orchard.core.audit import Actor
 from orchard.db.session import Database
@@ -37,13 +38,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def current_actor(request: Request) -> Actor:
-    """Who makes the request. Authentication replaces this one dependency."""
-    return Actor(name="anonymous", address=client_address(request))
+async def current_principal(request: Request) -> Principal:
+    """Who makes the request, resolved once per request (auth/principal.py)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is None:
+        cached = await resolve(request)
+        request.state.principal = cached
+    return cached
+
+
+async def current_actor(request: Request) -> Actor:
+    return (await current_principal(request)).actor
 
 
 DbDep = Annotated[Database, Depends(get_db)]
 StorageDep = Annotated[ArtifactStore, Depends(get_storage)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -12,6 +12,7 @@
     ├── Gone                  410
     ├── TooLarge              413
     ├── RangeNotSatisfiable   416
+    ├── TooManyRequests       429  sign-in throttling
     ├── ConfigurationError    (start-up only; never reaches a client)
     ├── UpstreamError         502
     └── Unavailable           503  a backend went away
@@ -75,6 +76,14 @@ class RangeNotSatisfiable(OrchardError):
         self.size = size
 
 
+class TooManyRequests(OrchardError):
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ConfigurationError(OrchardError):
     """A setting is wrong; raised at start-up, names the setting."""
 
@@ -114,6 +123,7 @@ STATUS: dict[type[OrchardError], int] = {
     Gone: 410,
     TooLarge: 413,
     RangeNotSatisfiable: 416,
+    TooManyRequests: 429,
     UpstreamError: 502,
     Unavailable: 503,
     ConfigurationError: 500,

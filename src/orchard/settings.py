@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,8 +62,23 @@ class Settings(BaseSettings):
         None, description="ORCHARD_BASE_URL: external URL used in links; default from request."
     )
     offline: bool = Field(False, description="ORCHARD_OFFLINE: never contact upstreams.")
-    admin_password: str | None = Field(
+    admin_password: SecretStr | None = Field(
         None, description="ORCHARD_ADMIN_PASSWORD: first-start admin password."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="ORCHARD_SECRET_KEY: signs session cookies and encrypts stored secrets. "
+        "Default: generated once into secret.key in the data dir (set it explicitly when "
+        "several replicas serve one database).",
+    )
+    session_ttl: int = Field(
+        12 * 3600, description="ORCHARD_SESSION_TTL: seconds a web sign-in stays valid."
+    )
+    cookie_secure: bool = Field(
+        False, description="ORCHARD_COOKIE_SECURE: mark the session cookie Secure (HTTPS only)."
+    )
+    login_max_failures: int = Field(
+        5, description="ORCHARD_LOGIN_MAX_FAILURES: failed sign-ins before throttling starts."
     )
     max_upload_size: int = Field(
         10 * 1024**3,
@@ -132,4 +147,5 @@ class Settings(BaseSettings):
         """Settings safe to show: secrets removed."""
         data = self.model_dump(mode="json")
         data["admin_password"] = "***" if self.admin_password else None
+        data["secret_key"] = "***" if self.secret_key else None
         return data

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.fakes.s3server import create_bucket, delete_bucket
 
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
 from orchard.storage.filesystem import FilesystemStore
 from orchard.storage.s3 import S3Store
+from tests.fakes.s3server import create_bucket, delete_bucket
 
 # --- Storage backends (filesystem, S3 on moto) ----------------------------------------------
 

@@ -75,6 +75,13 @@ def _etag_matches(header: str | None, sha256: str) -> bool:
     return "*" in tags or sha256 in tags
 
 
+def _if_range_holds(header: str, sha256: str) -> bool:
+    """If-Range compares strongly (RFC 9110 13.1.5): only the current strong
+    ETag keeps the Range; a weak tag, ``*``, another tag or a date (the ETag
+    is our validator) means "send the whole file", which is always correct."""
+    return header.strip() == f'"{sha256}"'
+
+
 async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         BYTES_OUT.inc(len(chunk))
@@ -103,7 +110,7 @@ async def artifact_response(
     size = artifact.size
     if_range = request.headers.get("if-range")
     wanted = request.headers.get("range")
-    if if_range and not _etag_matches(if_range, artifact.id):
+    if if_range and not _if_range_holds(if_range, artifact.id):
         wanted = None
     byte_range = parse_range(wanted, size)
     media_type = artifact.content_type or "application/octet-stream"
@@ -119,7 +126,9 @@ async def artifact_response(
 
     if byte_range is None:
         path = storage.local_path(artifact.id)
-        if path is not None and not wanted:
+        # FileResponse answers Range/If-Range on its own (against the
+        # Last-Modified it adds), so it only serves requests without a Range.
+        if path is not None and "range" not in request.headers:
             BYTES_OUT.inc(size)
             return FileResponse(path, headers=headers, media_type=media_type, stat_result=None)
         headers["Content-Length"] = str(size)

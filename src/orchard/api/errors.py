@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchard.errors import OrchardError, RangeNotSatisfiable, status_for
+from orchard.errors import (
+    OrchardError,
+    RangeNotSatisfiable,
+    TooManyRequests,
+    Unauthorized,
+    status_for,
+)
 
 log = logging.getLogger("orchard.api")
 
@@ -25,6 +31,11 @@ async def _orchard_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(status, exc.code, exc.message)
     if isinstance(exc, RangeNotSatisfiable):
         response.headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, Unauthorized):
+        # pip, uv and twine answer a Basic challenge with their credentials.
+        response.headers["WWW-Authenticate"] = 'Basic realm="orchard"'
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
     if status >= 500:
         log.warning("request failed: %s", exc.message, extra={"event": "error", "code": exc.code})
     return response
@@ -32,7 +43,9 @@ async def _orchard_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, "http_error"
+    )
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)

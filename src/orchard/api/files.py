@@ -12,11 +12,13 @@ from starlette.datastructures import UploadFile
 from orchard.api.downloads import artifact_response
 from orchard.api.schemas import UploadOut
 from orchard.api.urls import file_url
+from orchard.auth.policy import project_for
+from orchard.auth.principal import Principal
 from orchard.core import artifacts, catalog, names
 from orchard.core.artifacts import StoredFile
 from orchard.core.audit import Actor
 from orchard.db.session import Database
-from orchard.deps import CurrentActor, DbDep, SettingsDep, StorageDep
+from orchard.deps import CurrentActor, CurrentPrincipal, DbDep, SettingsDep, StorageDep
 from orchard.errors import InvalidInput
 from orchard.metrics import DEDUP_BYTES, DEDUP_HITS, UPLOADS
 from orchard.storage.base import ArtifactStore, StagedBlob
@@ -34,13 +36,20 @@ def guess_content_type(filename: str, declared: str | None) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-async def check_target(db: Database, project: str, package: str, version: str, filename: str) -> None:
-    """Refuse a bad target before a single body byte is read."""
+async def check_target(
+    db: Database,
+    principal: Principal,
+    project: str,
+    package: str,
+    version: str,
+    filename: str,
+) -> None:
+    """Refuse a bad or forbidden target before a single body byte is read."""
     names.package_name(package)
     names.version_string(version)
     names.filename(filename)
     async with db.session() as session:
-        catalog.ensure_writable(await catalog.get_project(session, project))
+        catalog.ensure_writable(await project_for(session, principal, project, "write"))
 
 
 async def store_staged(
@@ -62,8 +71,15 @@ async def store_staged(
         async with db.transaction() as session:
             row = await catalog.get_project(session, project)
             result = await artifacts.add_file(
-                session, storage, actor, project=row, package_name=package, version=version,
-                filename=filename, staged=staged, content_type=content_type,
+                session,
+                storage,
+                actor,
+                project=row,
+                package_name=package,
+                version=version,
+                filename=filename,
+                staged=staged,
+                content_type=content_type,
             )
     except BaseException:
         UPLOADS.labels("rejected").inc()
@@ -79,9 +95,17 @@ async def store_staged(
 def upload_response(request: Request, result: StoredFile) -> JSONResponse:
     a = result.artifact
     body = UploadOut(
-        project=result.project, package=result.package, version=result.version,
-        filename=result.filename, sha256=a.id, size=a.size, md5=a.md5, sha1=a.sha1,
-        sha512=a.sha512, ref_count=a.ref_count, deduplicated=result.deduplicated,
+        project=result.project,
+        package=result.package,
+        version=result.version,
+        filename=result.filename,
+        sha256=a.id,
+        size=a.size,
+        md5=a.md5,
+        sha1=a.sha1,
+        sha512=a.sha512,
+        ref_count=a.ref_count,
+        deduplicated=result.deduplicated,
         created=result.created,
         url=file_url(request, result.project, result.package, result.version, result.filename),
     )
@@ -94,16 +118,31 @@ def upload_response(request: Request, result: StoredFile) -> JSONResponse:
 
 @router.put(FILE, response_model=UploadOut, status_code=201)
 async def put_file(
-    project: str, package: str, version: str, filename: str, request: Request,
-    db: DbDep, storage: StorageDep, settings: SettingsDep, actor: CurrentActor,
+    project: str,
+    package: str,
+    version: str,
+    filename: str,
+    request: Request,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    principal: CurrentPrincipal,
     x_checksum_sha256: str | None = Header(None, description="expected SHA-256 (hex)"),
 ) -> JSONResponse:
     """Upload a file as the raw request body (streamed, never buffered)."""
-    await check_target(db, project, package, version, filename)
+    await check_target(db, principal, project, package, version, filename)
     staged = await storage.stage(request.stream(), max_size=settings.max_upload_size)
     result = await store_staged(
-        db, storage, actor, staged, project=project, package=package, version=version,
-        filename=filename, expected_sha256=x_checksum_sha256,
+        db,
+        storage,
+        actor,
+        staged,
+        project=project,
+        package=package,
+        version=version,
+        filename=filename,
+        expected_sha256=x_checksum_sha256,
         content_type=guess_content_type(filename, request.headers.get("content-type")),
     )
     return upload_response(request, result)
@@ -114,11 +153,18 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.post("/project/{project}/packages/{package}/upload", response_model=UploadOut,
-             status_code=201)
+@router.post(
+    "/project/{project}/packages/{package}/upload", response_model=UploadOut, status_code=201
+)
 async def post_file(
-    project: str, package: str, request: Request, db: DbDep, storage: StorageDep,
-    settings: SettingsDep, actor: CurrentActor,
+    project: str,
+    package: str,
+    request: Request,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    principal: CurrentPrincipal,
 ) -> JSONResponse:
     """Browser upload: multipart form with ``version``, ``file`` and an
     optional ``sha256``."""
@@ -129,25 +175,43 @@ async def post_file(
         if not isinstance(version, str) or not isinstance(upload, UploadFile):
             raise InvalidInput("multipart upload needs a 'version' field and a 'file' part")
         filename = upload.filename or ""
-        await check_target(db, project, package, version, filename)
+        await check_target(db, principal, project, package, version, filename)
         staged = await storage.stage(_upload_chunks(upload), max_size=settings.max_upload_size)
         result = await store_staged(
-            db, storage, actor, staged, project=project, package=package, version=version,
-            filename=filename, expected_sha256=expected if isinstance(expected, str) else None,
+            db,
+            storage,
+            actor,
+            staged,
+            project=project,
+            package=package,
+            version=version,
+            filename=filename,
+            expected_sha256=expected if isinstance(expected, str) else None,
             content_type=guess_content_type(filename, upload.content_type),
         )
     return upload_response(request, result)
 
 
-@router.api_route(FILE, methods=["GET", "HEAD"], response_class=Response,
-                  responses={200: {"content": {"application/octet-stream": {}}}})
+@router.api_route(
+    FILE,
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 async def get_file(
-    project: str, package: str, version: str, filename: str, request: Request,
-    db: DbDep, storage: StorageDep, settings: SettingsDep,
+    project: str,
+    package: str,
+    version: str,
+    filename: str,
+    request: Request,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> Response:
     """Download a file: Range, ETag/If-None-Match, checksum headers."""
     async with db.session() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "read")
         pkg = await catalog.get_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         f = await catalog.get_file(session, ver, filename)

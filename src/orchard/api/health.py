@@ -46,8 +46,10 @@ async def health(request: Request) -> JSONResponse:
         "closed": state.http.is_closed,
     }
     core_ok = database["status"] == "up" and storage["status"] == "up"
-    status = "healthy" if core_ok and cache["status"] == "up" else (
-        "degraded" if core_ok else "unhealthy"
+    status = (
+        "healthy"
+        if core_ok and cache["status"] == "up"
+        else ("degraded" if core_ok else "unhealthy")
     )
     body = {
         "status": status,

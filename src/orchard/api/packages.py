@@ -7,9 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.schemas import FileOut, PackageIn, PackageOut, VersionOut, VersionPatch
 from orchard.api.urls import file_url
+from orchard.auth.policy import project_for
 from orchard.core import catalog, names
 from orchard.db.models import Artifact, Package, Project, Version
-from orchard.deps import CurrentActor, DbDep
+from orchard.deps import CurrentActor, CurrentPrincipal, DbDep
 
 router = APIRouter(tags=["packages"])
 
@@ -65,21 +66,22 @@ async def version_out(
 async def list_packages(
     project: str,
     db: DbDep,
+    principal: CurrentPrincipal,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> list[PackageOut]:
     async with db.session() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "read")
         return [package_out(p) for p in await catalog.list_packages(session, row, limit, offset)]
 
 
 @router.post("/project/{project}/packages", response_model=PackageOut, status_code=201)
 async def create_package(
-    project: str, body: PackageIn, db: DbDep, actor: CurrentActor
+    project: str, body: PackageIn, db: DbDep, principal: CurrentPrincipal, actor: CurrentActor
 ) -> PackageOut:
     names.package_format(body.format)
     async with db.transaction() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "write")
         package = await catalog.create_package(
             session, actor, row, body.name, body.format, body.description
         )
@@ -87,16 +89,20 @@ async def create_package(
 
 
 @router.get(PKG, response_model=PackageOut)
-async def get_package(project: str, package: str, db: DbDep) -> PackageOut:
+async def get_package(
+    project: str, package: str, db: DbDep, principal: CurrentPrincipal
+) -> PackageOut:
     async with db.session() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "read")
         return package_out(await catalog.get_package(session, row, package))
 
 
 @router.delete(PKG, status_code=204)
-async def delete_package(project: str, package: str, db: DbDep, actor: CurrentActor) -> Response:
+async def delete_package(
+    project: str, package: str, db: DbDep, principal: CurrentPrincipal, actor: CurrentActor
+) -> Response:
     async with db.transaction() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "write")
         pkg = await catalog.get_package(session, row, package)
         await catalog.delete_package(session, actor, row, pkg)
     return Response(status_code=204)
@@ -104,10 +110,10 @@ async def delete_package(project: str, package: str, db: DbDep, actor: CurrentAc
 
 @router.get(PKG + "/versions", response_model=list[VersionOut])
 async def list_versions(
-    project: str, package: str, request: Request, db: DbDep
+    project: str, package: str, request: Request, db: DbDep, principal: CurrentPrincipal
 ) -> list[VersionOut]:
     async with db.session() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "read")
         pkg = await catalog.get_package(session, row, package)
         return [
             await version_out(session, request, row, pkg, v, with_files=False)
@@ -117,10 +123,15 @@ async def list_versions(
 
 @router.get(PKG + "/versions/{version}", response_model=VersionOut)
 async def get_version(
-    project: str, package: str, version: str, request: Request, db: DbDep
+    project: str,
+    package: str,
+    version: str,
+    request: Request,
+    db: DbDep,
+    principal: CurrentPrincipal,
 ) -> VersionOut:
     async with db.session() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "read")
         pkg = await catalog.get_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         return await version_out(session, request, row, pkg, ver, with_files=True)
@@ -134,10 +145,11 @@ async def update_version(
     body: VersionPatch,
     request: Request,
     db: DbDep,
+    principal: CurrentPrincipal,
     actor: CurrentActor,
 ) -> VersionOut:
     async with db.transaction() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "write")
         pkg = await catalog.get_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         ver = await catalog.update_version(
@@ -148,10 +160,15 @@ async def update_version(
 
 @router.delete(PKG + "/versions/{version}", status_code=204)
 async def delete_version(
-    project: str, package: str, version: str, db: DbDep, actor: CurrentActor
+    project: str,
+    package: str,
+    version: str,
+    db: DbDep,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
 ) -> Response:
     async with db.transaction() as session:
-        row = await catalog.get_project(session, project)
+        row = await project_for(session, principal, project, "write")
         pkg = await catalog.get_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         await catalog.delete_version(session, actor, row, pkg, ver)

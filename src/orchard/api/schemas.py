@@ -150,6 +150,7 @@ class AuditOut(BaseModel):
     action: str
     target: str
     address: str
+    credential: str
     detail: dict[str, Any]
 
 

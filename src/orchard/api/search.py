@@ -6,8 +6,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from orchard.api.schemas import SearchHit, StorageStats
+from orchard.auth.policy import require_user, visible_projects
+from orchard.core import names
 from orchard.db.models import Artifact, File, Package, Project, Version
-from orchard.deps import DbDep
+from orchard.deps import CurrentPrincipal, DbDep
 
 router = APIRouter(tags=["search"])
 
@@ -15,11 +17,15 @@ router = APIRouter(tags=["search"])
 @router.get("/search", response_model=list[SearchHit])
 async def search(
     db: DbDep,
+    principal: CurrentPrincipal,
     q: str = Query(..., min_length=1, max_length=214, description="part of a package name"),
     format: str | None = Query(None, max_length=16),
     project: str | None = Query(None, max_length=100),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[SearchHit]:
+    names.query_term("search term", q)
+    names.query_term("format", format)
+    names.query_term("project", project)
     latest = (
         select(Version.version)
         .where(Version.package_id == Package.id)
@@ -30,6 +36,7 @@ async def search(
     stmt = (
         select(Project.name, Package.display_name, Package.format, Package.description, latest)
         .join(Project, Package.project_id == Project.id)
+        .where(visible_projects(principal))
         .where(func.lower(Package.name).contains(q.lower(), autoescape=True))
         .order_by(func.length(Package.name), Package.name, Project.name)
         .limit(limit)
@@ -41,14 +48,17 @@ async def search(
     async with db.session() as session:
         rows = await session.execute(stmt)
         return [
-            SearchHit(project=r[0], package=r[1], format=r[2], description=r[3],
-                      latest_version=r[4])
+            SearchHit(
+                project=r[0], package=r[1], format=r[2], description=r[3], latest_version=r[4]
+            )
             for r in rows
         ]
 
 
 @router.get("/stats/storage", response_model=StorageStats)
-async def storage_stats(db: DbDep) -> StorageStats:
+async def storage_stats(db: DbDep, principal: CurrentPrincipal) -> StorageStats:
+    """Storage used and saved by deduplication (signed-in users)."""
+    require_user(principal)
     async with db.session() as session:
         count, stored = (
             await session.execute(
@@ -66,6 +76,10 @@ async def storage_stats(db: DbDep) -> StorageStats:
             select(func.count(Artifact.id)).where(Artifact.ref_count == 0)
         )
     return StorageStats(
-        artifacts=count, stored_bytes=int(stored), files=files, logical_bytes=int(logical),
-        saved_bytes=max(0, int(logical) - int(stored)), unreferenced_artifacts=unreferenced or 0,
+        artifacts=count,
+        stored_bytes=int(stored),
+        files=files,
+        logical_bytes=int(logical),
+        saved_bytes=max(0, int(logical) - int(stored)),
+        unreferenced_artifacts=unreferenced or 0,
     )

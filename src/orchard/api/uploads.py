@@ -9,10 +9,13 @@ from fastapi.responses import JSONResponse
 
 from orchard.api.files import check_target, guess_content_type, store_staged, upload_response
 from orchard.api.schemas import UploadComplete, UploadOut, UploadSessionIn, UploadSessionOut
+from orchard.auth.policy import project_for
+from orchard.auth.principal import Principal
 from orchard.core import uploads
 from orchard.db.models import UploadSession
-from orchard.deps import CurrentActor, DbDep, SettingsDep, StorageDep
-from orchard.errors import ChecksumMismatch, Conflict, InvalidInput
+from orchard.db.session import Database
+from orchard.deps import CurrentPrincipal, DbDep, SettingsDep, StorageDep
+from orchard.errors import ChecksumMismatch, Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["uploads"])
 
@@ -21,8 +24,14 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 def session_out(row: UploadSession) -> JSONResponse:
     body = UploadSessionOut(
-        id=row.id, project=row.project, package=row.package, version=row.version,
-        filename=row.filename, offset=row.offset, size=row.size, expires_at=row.expires_at,
+        id=row.id,
+        project=row.project,
+        package=row.package,
+        version=row.version,
+        filename=row.filename,
+        offset=row.offset,
+        size=row.size,
+        expires_at=row.expires_at,
     )
     return JSONResponse(body.model_dump(mode="json"), headers={"Upload-Offset": str(row.offset)})
 
@@ -40,15 +49,31 @@ def requested_offset(upload_offset: str | None, content_range: str | None) -> in
     raise InvalidInput("a chunk needs an Upload-Offset (or Content-Range) header")
 
 
+async def own_upload(db: Database, principal: Principal, upload_id: str) -> UploadSession:
+    """An upload session exists only for the user who started it."""
+    async with db.session() as session:
+        row = await uploads.get(session, upload_id)
+    if not principal.authenticated or row.created_by != principal.username:
+        raise NotFound(f"upload {upload_id!r} not found or expired")
+    return row
+
+
 @router.post("/uploads", response_model=UploadSessionOut, status_code=201)
 async def create_upload(
-    body: UploadSessionIn, db: DbDep, settings: SettingsDep, actor: CurrentActor
+    body: UploadSessionIn, db: DbDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> JSONResponse:
     """Start a resumable upload; send chunks with PATCH, then complete."""
     async with db.transaction() as session:
+        await project_for(session, principal, body.project, "write")
         row = await uploads.create(
-            session, actor, project=body.project, package=body.package, version=body.version,
-            filename=body.filename, size=body.size, ttl=settings.upload_session_ttl,
+            session,
+            principal.actor,
+            project=body.project,
+            package=body.package,
+            version=body.version,
+            filename=body.filename,
+            size=body.size,
+            ttl=settings.upload_session_ttl,
             max_size=settings.max_upload_size,
         )
     response = session_out(row)
@@ -57,48 +82,70 @@ async def create_upload(
     return response
 
 
-@router.api_route("/uploads/{upload_id}", methods=["GET", "HEAD"],
-                  response_model=UploadSessionOut)
-async def get_upload(upload_id: str, db: DbDep) -> JSONResponse:
+@router.api_route("/uploads/{upload_id}", methods=["GET", "HEAD"], response_model=UploadSessionOut)
+async def get_upload(upload_id: str, db: DbDep, principal: CurrentPrincipal) -> JSONResponse:
     """The upload's current offset (also in the Upload-Offset header)."""
-    async with db.session() as session:
-        return session_out(await uploads.get(session, upload_id))
+    return session_out(await own_upload(db, principal, upload_id))
 
 
 @router.patch("/uploads/{upload_id}", response_model=UploadSessionOut)
 async def append_chunk(
-    upload_id: str, request: Request, db: DbDep, storage: StorageDep, settings: SettingsDep,
+    upload_id: str,
+    request: Request,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
     upload_offset: str | None = Header(None, description="where this chunk starts"),
     content_range: str | None = Header(None),
 ) -> JSONResponse:
     """Append the request body at ``Upload-Offset``; 409 if that is not the
     upload's current offset."""
     offset = requested_offset(upload_offset, content_range)
+    await own_upload(db, principal, upload_id)
     row = await uploads.append(
-        db, storage, upload_id, offset, request.stream(),
-        max_size=settings.max_upload_size, ttl=settings.upload_session_ttl,
+        db,
+        storage,
+        upload_id,
+        offset,
+        request.stream(),
+        max_size=settings.max_upload_size,
+        ttl=settings.upload_session_ttl,
     )
     return session_out(row)
 
 
 @router.post("/uploads/{upload_id}/complete", response_model=UploadOut, status_code=201)
 async def complete_upload(
-    upload_id: str, body: UploadComplete, request: Request, db: DbDep, storage: StorageDep,
-    settings: SettingsDep, actor: CurrentActor,
+    upload_id: str,
+    body: UploadComplete,
+    request: Request,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> JSONResponse:
     """Assemble the chunks, verify the SHA-256, and store the file. A wrong
     hash is a 400 and stores nothing (the upload is discarded)."""
+    actor = principal.actor
+    row = await own_upload(db, principal, upload_id)
     async with db.session() as session:
-        row = await uploads.get(session, upload_id)
         parts = await uploads.parts_of(session, row)
-    await check_target(db, row.project, row.package, row.version, row.filename)
+    await check_target(db, principal, row.project, row.package, row.version, row.filename)
     staged = await storage.stage(
         uploads.parts_stream(storage, parts), max_size=settings.max_upload_size
     )
     try:
         result = await store_staged(
-            db, storage, actor, staged, project=row.project, package=row.package,
-            version=row.version, filename=row.filename, expected_sha256=body.sha256,
+            db,
+            storage,
+            actor,
+            staged,
+            project=row.project,
+            package=row.package,
+            version=row.version,
+            filename=row.filename,
+            expected_sha256=body.sha256,
             content_type=guess_content_type(row.filename, None),
         )
     except (ChecksumMismatch, Conflict):
@@ -109,9 +156,10 @@ async def complete_upload(
 
 
 @router.delete("/uploads/{upload_id}", status_code=204)
-async def abort_upload(upload_id: str, db: DbDep, storage: StorageDep) -> Response:
+async def abort_upload(
+    upload_id: str, db: DbDep, storage: StorageDep, principal: CurrentPrincipal
+) -> Response:
     """Abort an upload and delete its bytes."""
-    async with db.session() as session:
-        await uploads.get(session, upload_id)
+    await own_upload(db, principal, upload_id)
     await uploads.remove(db, storage, upload_id)
     return Response(status_code=204)

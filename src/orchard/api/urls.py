@@ -16,6 +16,4 @@ def base_url(request: Request) -> str:
 
 def file_url(request: Request, project: str, package: str, version: str, filename: str) -> str:
     q = [quote(p, safe="") for p in (project, package, version, filename)]
-    return (
-        f"{base_url(request)}/api/v1/project/{q[0]}/packages/{q[1]}/versions/{q[2]}/files/{q[3]}"
-    )
+    return f"{base_url(request)}/api/v1/project/{q[0]}/packages/{q[1]}/versions/{q[2]}/files/{q[3]}"

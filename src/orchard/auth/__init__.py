@@ -1,0 +1,1 @@
+"""Users, passwords, tokens, web sessions, roles, and who may do what."""

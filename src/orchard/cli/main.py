@@ -6,12 +6,15 @@ import os
 
 import typer
 
-from orchard.cli import client, ops
+from orchard.cli import admin, client, ops, tokens
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Orchard: a self-hosted artifact repository.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Orchard: a self-hosted artifact repository."
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(tokens.app, name="token")
 app.command("gc")(ops.gc)
 app.command("fsck")(ops.fsck)
 app.command("upload")(client.upload)
@@ -29,13 +32,12 @@ def serve(
     from granian.constants import Interfaces
     from granian.server import Server
 
-    from orchard.db.migrate import upgrade
     from orchard.settings import Settings
 
     if dev:
         os.environ["ORCHARD_DEV"] = "true"
     settings = ops.load_settings()
-    upgrade(settings)
+    ops.migrate(settings)
     typer.echo(f"Orchard listening on http://{host}:{port} (data: {settings.data_dir})", err=True)
     Server(
         "orchard.app:app_from_env",
@@ -53,9 +55,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply database migrations."""
-    from orchard.db.migrate import upgrade
-
-    upgrade(ops.load_settings(), revision)
+    ops.migrate(ops.load_settings(), revision)
     typer.echo(f"database upgraded to {revision}")
 
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from orchard.errors import ConfigurationError, OrchardError
+from orchard.errors import OrchardError
 from orchard.settings import Settings
 
 T = TypeVar("T")
@@ -25,26 +25,63 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """Apply migrations; an unusable database URL exits 2 naming the setting."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from orchard.db.migrate import upgrade
+
+    try:
+        upgrade(settings, revision)
+    except (ArgumentError, DBAPIError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        message = f"ORCHARD_DATABASE_URL: cannot migrate the database ({reason})"
+        raise typer.Exit(_fail(message)) from exc
+    except OSError as exc:  # e.g. the SQLite file's directory cannot be created
+        message = f"ORCHARD_DATABASE_URL: cannot migrate the database ({exc})"
+        raise typer.Exit(_fail(message)) from exc
+
+
 def run_with_backends(work: Callable[..., Awaitable[T]]) -> T:
-    """Open database and storage from the settings, run ``work(db, storage)``."""
+    """Open database and storage from the settings, run ``work(db, storage)``.
+
+    A backend that cannot be used stops the command with exit code 2 and a
+    message naming the setting, never a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
     from orchard.db.session import Database
     from orchard.storage import create_store
 
     settings = load_settings()
 
     async def main() -> T:
-        db = Database(settings)
+        try:
+            db = Database(settings)
+        except OrchardError as exc:
+            raise typer.Exit(_fail(exc.message)) from exc
         try:
             try:
-                storage = create_store(settings)
                 await db.check()
+            except OrchardError as exc:
+                cause = getattr(exc.__cause__, "orig", None) or exc.__cause__ or exc
+                raise typer.Exit(
+                    _fail(f"ORCHARD_DATABASE_URL: cannot connect to the database ({cause})")
+                ) from exc
+            try:
+                storage = create_store(settings)
                 await storage.check()
-            except ConfigurationError as exc:
-                raise typer.Exit(_fail(exc.message)) from exc
             except OrchardError as exc:
                 raise typer.Exit(_fail(exc.message)) from exc
             try:
                 return await work(db, storage, settings)
+            except DBAPIError as exc:
+                raise typer.Exit(
+                    _fail(
+                        f"database error: {exc.orig} (is the schema current? `orchard db upgrade`)"
+                    )
+                ) from exc
+            except OrchardError as exc:
+                raise typer.Exit(_fail(exc.message)) from exc
             finally:
                 await storage.close()
         finally:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog, names
@@ -54,9 +54,7 @@ def verify_checksum(staged: StagedBlob, expected_sha256: str | None) -> None:
         )
 
 
-async def upsert_artifact(
-    session: AsyncSession, staged: StagedBlob, content_type: str
-) -> None:
+async def upsert_artifact(session: AsyncSession, staged: StagedBlob, content_type: str) -> None:
     """Insert the artifact row or refresh ``touched_at``; locks the row."""
     info = staged.info
     now = utcnow()
@@ -105,8 +103,12 @@ async def add_file(
     deduplicated = await storage.commit(staged)
     stmt = (
         catalog.insert_for(session, File)
-        .values(version_id=ver.id, filename=filename, artifact_id=staged.info.sha256,
-                created_at=utcnow())
+        .values(
+            version_id=ver.id,
+            filename=filename,
+            artifact_id=staged.info.sha256,
+            created_at=utcnow(),
+        )
         .on_conflict_do_nothing(index_elements=["version_id", "filename"])
         .returning(File.id)
     )
@@ -116,12 +118,23 @@ async def add_file(
         return await _same_or_conflict(session, storage, project, package, ver, existing, staged)
 
     target = f"{project.name}/{package.name}/{version}/{filename}"
-    record(session, actor, "file.upload", target, sha256=staged.info.sha256,
-           size=staged.info.size, deduplicated=deduplicated)
+    record(
+        session,
+        actor,
+        "file.upload",
+        target,
+        sha256=staged.info.sha256,
+        size=staged.info.size,
+        deduplicated=deduplicated,
+    )
     log.info(
         "dedup hit" if deduplicated else "upload stored",
-        extra={"event": "dedup" if deduplicated else "upload", "artifact": staged.info.sha256,
-               "size": staged.info.size, "target": target},
+        extra={
+            "event": "dedup" if deduplicated else "upload",
+            "artifact": staged.info.sha256,
+            "size": staged.info.size,
+            "target": target,
+        },
     )
     await session.flush()
     artifact = await session.get(Artifact, staged.info.sha256, populate_existing=True)
@@ -152,8 +165,9 @@ async def _same_or_conflict(
     await storage.discard(staged)
     artifact = await session.get(Artifact, existing.artifact_id, populate_existing=True)
     assert artifact is not None
-    return StoredFile(project.name, package.name, version.version, existing.filename,
-                      artifact, True, False)
+    return StoredFile(
+        project.name, package.name, version.version, existing.filename, artifact, True, False
+    )
 
 
 async def get_artifact(session: AsyncSession, sha256: str) -> Artifact:
@@ -175,7 +189,13 @@ class Reference:
     created_at: datetime
 
 
-async def references(session: AsyncSession, sha256: str, limit: int = 1000) -> list[Reference]:
+async def references(
+    session: AsyncSession,
+    sha256: str,
+    limit: int = 1000,
+    visible: ColumnElement[bool] | None = None,
+) -> list[Reference]:
+    """The files that point at an artifact; ``visible`` filters projects."""
     stmt = (
         select(Project.name, Package.name, Version.version, File.filename, File.created_at)
         .join(Version, File.version_id == Version.id)
@@ -185,6 +205,8 @@ async def references(session: AsyncSession, sha256: str, limit: int = 1000) -> l
         .order_by(Project.name, Package.name, Version.version, File.filename)
         .limit(limit)
     )
+    if visible is not None:
+        stmt = stmt.where(visible)
     return [Reference(*row) for row in await session.execute(stmt)]
 
 

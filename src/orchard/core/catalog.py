@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +26,13 @@ PROXY_PROJECT = "proxy"
 
 def insert_for(session: AsyncSession, model: type[Any]) -> Any:
     """A dialect-specific INSERT that supports ON CONFLICT."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
 
 
 async def get_project(session: AsyncSession, name: str) -> Project:
+    names.project_name(name)  # a bad name is a 400 (and never reaches the database)
     project = await session.scalar(select(Project).where(Project.name == name))
     if project is None:
         raise NotFound(f"project {name!r} not found")
@@ -39,11 +40,19 @@ async def get_project(session: AsyncSession, name: str) -> Project:
 
 
 async def list_projects(
-    session: AsyncSession, query: str | None = None, limit: int = 100, offset: int = 0
+    session: AsyncSession,
+    query: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Project]:
+    """Projects by name; ``visible`` is the caller's visibility filter."""
+    names.query_term("query", query)
     stmt = select(Project).order_by(Project.name).limit(limit).offset(offset)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if query:
-        stmt = stmt.where(func.lower(Project.name).contains(query.lower()))
+        stmt = stmt.where(func.lower(Project.name).contains(query.lower(), autoescape=True))
     return list(await session.scalars(stmt))
 
 
@@ -56,6 +65,7 @@ async def create_project(
     upstream: bool = True,
 ) -> Project:
     names.project_name(name)
+    names.free_text("description", description)
     if await session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise Conflict(f"project {name!r} already exists")
     project = Project(name=name, description=description, is_public=is_public, upstream=upstream)
@@ -74,6 +84,7 @@ async def update_project(
     session: AsyncSession, actor: Actor, project: Project, changes: dict[str, Any]
 ) -> Project:
     ensure_writable(project)
+    names.free_text("description", changes.get("description"))
     for key in ("description", "is_public", "upstream"):
         if key in changes and changes[key] is not None:
             setattr(project, key, changes[key])
@@ -90,22 +101,30 @@ async def delete_project(session: AsyncSession, actor: Actor, project: Project) 
     await session.flush()
 
 
+async def _package_by_other_spelling(
+    session: AsyncSession, project: Project, name: str
+) -> Package | None:
+    """The pypi or npm package whose normalised name ``name`` spells
+    (pypi Foo_Bar → foo-bar, npm Left-Pad → left-pad), if any."""
+    for fmt in ("pypi", "npm"):
+        norm = names.package_name(name, fmt)
+        package = await session.scalar(
+            select(Package).where(
+                Package.project_id == project.id, Package.name == norm, Package.format == fmt
+            )
+        )
+        if package is not None:
+            return package
+    return None
+
+
 async def get_package(session: AsyncSession, project: Project, name: str) -> Package:
     key = names.package_name(name)
     package = await session.scalar(
         select(Package).where(Package.project_id == project.id, Package.name == key)
     )
     if package is None:
-        # Try the normalised forms of every format (pypi Foo_Bar → foo-bar).
-        for fmt in ("pypi", "npm"):
-            norm = names.package_name(name, fmt)
-            package = await session.scalar(
-                select(Package).where(
-                    Package.project_id == project.id, Package.name == norm, Package.format == fmt
-                )
-            )
-            if package is not None:
-                break
+        package = await _package_by_other_spelling(session, project, name)
     if package is None:
         raise NotFound(f"package {name!r} not found in project {project.name!r}")
     return package
@@ -127,8 +146,20 @@ async def list_packages(
 async def ensure_package(
     session: AsyncSession, project: Project, name: str, fmt: str = "generic", description: str = ""
 ) -> tuple[Package, bool]:
-    """Get or create a package, race-safe. Returns (package, created)."""
+    """Get or create a package, race-safe. Returns (package, created).
+
+    A generic request for a name that another spelling of an existing pypi or
+    npm package normalises to (an upload to ``Foo.Bar`` when pypi ``foo-bar``
+    exists) gets that package, never a second one beside it."""
     key = names.package_name(name, fmt)
+    if fmt == "generic":
+        exact = await session.scalar(
+            select(Package).where(Package.project_id == project.id, Package.name == key)
+        )
+        if exact is None:
+            other = await _package_by_other_spelling(session, project, name)
+            if other is not None:
+                return other, False
     stmt = (
         insert_for(session, Package)
         .values(
@@ -159,6 +190,7 @@ async def create_package(
     description: str = "",
 ) -> Package:
     ensure_writable(project)
+    names.free_text("description", description)
     package, created = await ensure_package(session, project, name, fmt, description)
     if not created:
         raise Conflict(f"package {name!r} already exists in project {project.name!r}")
@@ -180,6 +212,7 @@ async def delete_package(
 
 
 async def get_version(session: AsyncSession, package: Package, version: str) -> Version:
+    names.version_string(version)
     row = await session.scalar(
         select(Version).where(Version.package_id == package.id, Version.version == version)
     )
@@ -224,10 +257,15 @@ async def update_version(
 ) -> Version:
     """Yank/unyank and deprecate: flags only; the files never change."""
     ensure_writable(project)
+    names.free_text("yank reason", changes.get("yank_reason"))
+    names.free_text("deprecation message", changes.get("deprecated"))
     for key in ("yanked", "yank_reason", "deprecated"):
         if key in changes and changes[key] is not None:
             setattr(version, key, changes[key])
-    record(session, actor, "version.update", f"{project.name}/{version.version}", changes=changes)
+    package = await session.get(Package, version.package_id)  # already loaded: no query
+    assert package is not None
+    target = f"{project.name}/{package.name}/{version.version}"
+    record(session, actor, "version.update", target, changes=changes)
     await session.flush()
     return version
 
@@ -238,6 +276,7 @@ async def list_files(session: AsyncSession, version: Version) -> list[File]:
 
 
 async def get_file(session: AsyncSession, version: Version, filename: str) -> File:
+    names.filename(filename)
     row = await session.scalar(
         select(File).where(File.version_id == version.id, File.filename == filename)
     )

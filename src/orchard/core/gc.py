@@ -7,7 +7,11 @@ about to reference it either finished first and made ref_count positive, or
 waits and then recreates the row and the blob), then the blob is deleted,
 then the transaction commits. A blob is never deleted while a row says it
 is referenced. Blobs in storage with no row at all (an upload that crashed
-between storing and committing) are removed once older than the grace.
+between storing and committing) are removed once older than the grace; each
+is first claimed inside a write transaction by inserting a placeholder row
+for its id, so an upload whose (not yet committed) transaction is about to
+reference that blob is either waited for, and the blob kept, or waits for
+gc and then stores the blob again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from orchard.core import uploads
+from orchard.core import catalog, uploads
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact
 from orchard.db.session import Database
@@ -67,8 +71,13 @@ async def collect(
         GC_FREED.inc(report.freed_bytes)
     log.info(
         "gc finished",
-        extra={"event": "gc", "dry_run": dry_run, "artifacts": len(report.freed),
-               "orphans": len(report.orphans), "bytes": report.freed_bytes},
+        extra={
+            "event": "gc",
+            "dry_run": dry_run,
+            "artifacts": len(report.freed),
+            "orphans": len(report.orphans),
+            "bytes": report.freed_bytes,
+        },
     )
     return report
 
@@ -84,6 +93,41 @@ async def _collect_one(db: Database, storage: ArtifactStore, sha256: str, cutoff
             return False  # referenced again, or touched, since we looked
         await storage.delete(sha256)
     log.info("gc deleted artifact", extra={"event": "gc_delete", "artifact": sha256})
+    return True
+
+
+async def _collect_orphan(db: Database, storage: ArtifactStore, sha256: str) -> bool:
+    """Delete a blob that had no row when we looked, unless one appeared.
+
+    A plain read cannot tell "no row" from "a row an upload has inserted but
+    not committed yet" (the upload has already put the blob in place, or
+    found it there and deduplicated). Inserting a placeholder row for the id
+    can: it waits for such an upload (PostgreSQL: on the unique key; SQLite:
+    on the write lock) and then conflicts. The placeholder never outlives
+    this transaction.
+    """
+    now = utcnow()
+    async with db.transaction() as session:
+        claimed = await session.scalar(
+            catalog.insert_for(session, Artifact)
+            .values(
+                id=sha256,
+                size=0,
+                md5="",
+                sha1="",
+                sha512="",
+                ref_count=0,
+                content_type="application/octet-stream",
+                created_at=now,
+                touched_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(Artifact.id)
+        )
+        if claimed is None:
+            return False  # an upload references it now
+        await storage.delete(sha256)
+        await session.execute(delete(Artifact).where(Artifact.id == sha256))
     return True
 
 
@@ -103,9 +147,11 @@ async def _collect_orphans(
             if sha256 in known:
                 continue
             if not report.dry_run:
-                await storage.delete(sha256)
-                log.info("gc deleted orphaned blob", extra={"event": "gc_orphan",
-                                                           "artifact": sha256})
+                if not await _collect_orphan(db, storage, sha256):
+                    continue
+                log.info(
+                    "gc deleted orphaned blob", extra={"event": "gc_orphan", "artifact": sha256}
+                )
             report.orphans.append((sha256, size))
         batch.clear()
 

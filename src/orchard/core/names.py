@@ -19,6 +19,10 @@ _PACKAGE = re.compile(r"^[A-Za-z0-9@](?:[A-Za-z0-9._+~@-]{0,212}[A-Za-z0-9_+~])?
 _VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._+~!-]{0,126}[A-Za-z0-9_+~])?$")
 _FILENAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 _PEP503 = re.compile(r"[-_.]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Free text keeps tabs and line breaks; NUL and the other controls are refused
+# (PostgreSQL cannot even store NUL in a text column).
+_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
@@ -73,3 +77,18 @@ def package_name(value: str, fmt: str = "generic") -> str:
     """Validate a package name and return its normalised form for ``fmt``."""
     _check("package", value, _PACKAGE)
     return NORMALISERS[package_format(fmt)](value)
+
+
+def query_term(kind: str, value: str | None) -> str | None:
+    """A search or filter term from a query string. Names never contain
+    control characters, so a term with one is a mistake (or an attack)."""
+    if value is not None and _CONTROL.search(value):
+        raise InvalidInput(f"invalid {kind} {value!r}: control characters are not allowed")
+    return value
+
+
+def free_text(kind: str, value: str | None) -> str | None:
+    """A description, a yank reason, a deprecation message."""
+    if value is not None and _TEXT_FORBIDDEN.search(value):
+        raise InvalidInput(f"invalid {kind}: control characters are not allowed")
+    return value

@@ -17,13 +17,23 @@ from orchard.storage.base import ArtifactStore
 log = logging.getLogger("orchard.seed")
 
 EXAMPLES = [
-    ("demo", "Example hosted project", True, [
-        ("hello-tool", "generic", ["1.0.0", "1.1.0"]),
-        ("shared-config", "generic", ["2024.1"]),
-    ]),
-    ("team-internal", "A private team project", False, [
-        ("build-scripts", "generic", ["0.1.0"]),
-    ]),
+    (
+        "demo",
+        "Example hosted project",
+        True,
+        [
+            ("hello-tool", "generic", ["1.0.0", "1.1.0"]),
+            ("shared-config", "generic", ["2024.1"]),
+        ],
+    ),
+    (
+        "team-internal",
+        "A private team project",
+        False,
+        [
+            ("build-scripts", "generic", ["0.1.0"]),
+        ],
+    ),
 ]
 
 
@@ -47,9 +57,16 @@ async def seed_if_empty(db: Database, storage: ArtifactStore) -> bool:
                     body = json.dumps({"package": package_name, "version": version}).encode()
                     staged = await storage.stage(_one(body))
                     await artifacts.add_file(
-                        session, storage, actor, project=project, package_name=package_name,
-                        version=version, filename=f"{package_name}-{version}.json",
-                        staged=staged, package_format=fmt, content_type="application/json",
+                        session,
+                        storage,
+                        actor,
+                        project=project,
+                        package_name=package_name,
+                        version=version,
+                        filename=f"{package_name}-{version}.json",
+                        staged=staged,
+                        package_format=fmt,
+                        content_type="application/json",
                     )
     log.info("seeded example projects", extra={"event": "seed"})
     return True

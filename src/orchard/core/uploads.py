@@ -52,13 +52,22 @@ async def create(
     if size is not None and size > max_size:
         raise TooLarge(f"declared size {size} exceeds the limit of {max_size} bytes")
     row = UploadSession(
-        id=uuid.uuid4().hex, project=project, package=package, version=version,
-        filename=filename, offset=0, parts=0, size=size, created_by=actor.name,
-        created_at=utcnow(), expires_at=utcnow() + timedelta(seconds=ttl),
+        id=uuid.uuid4().hex,
+        project=project,
+        package=package,
+        version=version,
+        filename=filename,
+        offset=0,
+        parts=0,
+        size=size,
+        created_by=actor.name,
+        created_at=utcnow(),
+        expires_at=utcnow() + timedelta(seconds=ttl),
     )
     session.add(row)
-    record(session, actor, "upload.start", f"{project}/{package}/{version}/{filename}",
-           upload=row.id)
+    record(
+        session, actor, "upload.start", f"{project}/{package}/{version}/{filename}", upload=row.id
+    )
     await session.flush()
     return row
 
@@ -97,10 +106,16 @@ async def append(
         async with db.transaction() as s:
             moved = await s.execute(
                 update(UploadSession)
-                .where(UploadSession.id == session_id, UploadSession.offset == offset,
-                       UploadSession.parts == index)
-                .values(offset=offset + size, parts=index + 1,
-                        expires_at=utcnow() + timedelta(seconds=ttl))
+                .where(
+                    UploadSession.id == session_id,
+                    UploadSession.offset == offset,
+                    UploadSession.parts == index,
+                )
+                .values(
+                    offset=offset + size,
+                    parts=index + 1,
+                    expires_at=utcnow() + timedelta(seconds=ttl),
+                )
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"offset {offset} was already written by another request")
@@ -113,9 +128,7 @@ async def append(
     return row
 
 
-async def parts_stream(
-    storage: ArtifactStore, parts: list[UploadPart]
-) -> AsyncIterator[bytes]:
+async def parts_stream(storage: ArtifactStore, parts: list[UploadPart]) -> AsyncIterator[bytes]:
     for part in parts:
         async for chunk in storage.open_part(part.key):
             yield chunk
@@ -145,6 +158,5 @@ async def expire(db: Database, storage: ArtifactStore) -> int:
         )
     for session_id in stale:
         await remove(db, storage, session_id)
-        log.info("upload session expired", extra={"event": "upload_expired",
-                                                  "upload": session_id})
+        log.info("upload session expired", extra={"event": "upload_expired", "upload": session_id})
     return len(stale)

@@ -36,7 +36,6 @@ def create_store(settings: Settings) -> ArtifactStore:
     factory = FACTORIES.get(scheme)
     if factory is None:
         raise ConfigurationError(
-            f"ORCHARD_STORAGE_URL={url!r}: unsupported scheme {scheme!r} "
-            f"(use file:// or s3://)"
+            f"ORCHARD_STORAGE_URL={url!r}: unsupported scheme {scheme!r} (use file:// or s3://)"
         )
     return factory(settings)

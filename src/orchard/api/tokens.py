@@ -1,0 +1,110 @@
+"""API tokens: /api/v1/tokens. A token is shown once, at creation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchard.auth import tokens, users
+from orchard.auth.policy import require_admin, require_user
+from orchard.auth.principal import Principal
+from orchard.db.models import ApiToken, User
+from orchard.deps import CurrentPrincipal, DbDep
+from orchard.errors import Forbidden, NotFound
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scope: str = Field("read", pattern="^(read|write)$")
+    expires_at: datetime | None = None
+    projects: list[str] | None = Field(
+        None, max_length=100, description="restrict the token to these projects"
+    )
+    user: str | None = Field(None, description="administrators: create for another user")
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    prefix: str
+    scope: str
+    projects: list[str] | None
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only now")
+
+
+def _no_token_minting(principal: Principal) -> None:
+    require_user(principal)
+    if principal.scope != "write":
+        raise Forbidden("a read-only token cannot create tokens")
+
+
+@router.get("", response_model=list[TokenOut])
+async def list_tokens(
+    db: DbDep,
+    principal: CurrentPrincipal,
+    user: str | None = Query(None, description="administrators: another user's tokens"),
+) -> list[TokenOut]:
+    require_user(principal)
+    async with db.session() as session:
+        if user is not None and user != principal.username:
+            require_admin(principal)
+            owner: User = await users.get_user(session, user)
+        else:
+            owner_row = await session.get(User, principal.user_id)
+            assert owner_row is not None
+            owner = owner_row
+        return [TokenOut.model_validate(t) for t in await tokens.list_tokens(session, owner)]
+
+
+@router.post("", response_model=TokenCreated, status_code=201)
+async def create_token(body: TokenIn, db: DbDep, principal: CurrentPrincipal) -> TokenCreated:
+    _no_token_minting(principal)
+    async with db.transaction() as session:
+        if body.user is not None and body.user != principal.username:
+            require_admin(principal)
+            owner = await users.get_user(session, body.user)
+        else:
+            row = await session.get(User, principal.user_id)
+            assert row is not None
+            owner = row
+        if principal.token_projects is not None:
+            wanted = set(body.projects or [])
+            if not body.projects or not wanted <= principal.token_projects:
+                raise Forbidden(
+                    "a project-restricted token can only create tokens within its own projects"
+                )
+        token, secret = await tokens.create_token(
+            session,
+            principal.actor,
+            owner,
+            body.name,
+            body.scope,
+            expires_at=body.expires_at,
+            projects=body.projects,
+        )
+        return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
+
+
+@router.delete("/{token_id}", status_code=204)
+async def revoke_token(token_id: int, db: DbDep, principal: CurrentPrincipal) -> Response:
+    require_user(principal)
+    async with db.transaction() as session:
+        token: ApiToken = await tokens.get_token(session, token_id)
+        if token.user_id != principal.user_id:
+            if not principal.is_admin:
+                raise NotFound(f"token {token_id} not found")
+            require_admin(principal)
+        await tokens.revoke(session, principal.actor, token)
+    return Response(status_code=204)

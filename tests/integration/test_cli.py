@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 import anyio.to_thread
 import boto3
 import httpx
-import pytest
 
 from orchard.settings import Settings
 from orchard.storage.base import blob_key
-from tests.conftest import PG_ADMIN_URL, STACK, LiveServer, free_port, server_env
+from tests.conftest import LiveServer, free_port, server_env
 from tests.integration.test_failures import StorageOutage
 from tests.support import bearer, make_token
 
@@ -83,28 +81,6 @@ def test_db_upgrade_on_a_fresh_data_dir(tmp_path: Path) -> None:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert {"artifacts", "projects", "packages", "versions", "files"} <= tables
     assert {"files_ref_insert", "files_ref_delete", "files_ref_update"} <= tables  # triggers
-
-
-@pytest.mark.skipif(STACK != "production", reason="needs PostgreSQL")
-def test_db_upgrade_on_a_fresh_postgres_database(tmp_path: Path) -> None:
-    import psycopg
-
-    name = f"orchard_cli_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
-        settings = Settings(data_dir=tmp_path, database_url=f"{base}/{name}")
-        result = orchard(settings, "db", "upgrade")
-        assert result.returncode == 0, result.stderr
-        with psycopg.connect(f"{base}/{name}") as conn:
-            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables")}
-            triggers = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger")}
-        assert {"artifacts", "projects", "packages", "versions", "files"} <= tables
-        assert {"files_ref_insert_delete", "files_ref_update"} <= triggers
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- gc and fsck --------------------------------------------------------------------------

@@ -54,12 +54,12 @@ async def get_artifact(sha256: str, db: DbDep, principal: CurrentPrincipal) -> A
         )
 
 
-@router.api_route(
+@router.get(
     "/artifacts/{sha256}/content",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
+@router.head("/artifacts/{sha256}/content", response_class=Response)
 async def get_content(
     sha256: str,
     request: Request,

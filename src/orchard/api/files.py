@@ -192,12 +192,12 @@ async def post_file(
     return upload_response(request, result)
 
 
-@router.api_route(
+@router.get(
     FILE,
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
+@router.head(FILE, response_class=Response)
 async def get_file(
     project: str,
     package: str,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from orchard.api.files import check_target, guess_content_type, store_staged, upload_response
 from orchard.api.schemas import UploadComplete, UploadOut, UploadSessionIn, UploadSessionOut
-from orchard.auth.policy import project_for
+from orchard.auth.policy import project_for, require_write_scope
 from orchard.auth.principal import Principal
 from orchard.core import uploads
 from orchard.db.models import UploadSession
@@ -49,12 +49,17 @@ def requested_offset(upload_offset: str | None, content_range: str | None) -> in
     raise InvalidInput("a chunk needs an Upload-Offset (or Content-Range) header")
 
 
-async def own_upload(db: Database, principal: Principal, upload_id: str) -> UploadSession:
-    """An upload session exists only for the user who started it."""
+async def own_upload(
+    db: Database, principal: Principal, upload_id: str, *, write: bool = True
+) -> UploadSession:
+    """An upload session exists only for the user who started it; changing
+    it needs a credential that may write."""
     async with db.session() as session:
         row = await uploads.get(session, upload_id)
     if not principal.authenticated or row.created_by != principal.username:
         raise NotFound(f"upload {upload_id!r} not found or expired")
+    if write:
+        require_write_scope(principal)
     return row
 
 
@@ -82,10 +87,11 @@ async def create_upload(
     return response
 
 
-@router.api_route("/uploads/{upload_id}", methods=["GET", "HEAD"], response_model=UploadSessionOut)
+@router.get("/uploads/{upload_id}", response_model=UploadSessionOut)
+@router.head("/uploads/{upload_id}", response_model=UploadSessionOut)
 async def get_upload(upload_id: str, db: DbDep, principal: CurrentPrincipal) -> JSONResponse:
     """The upload's current offset (also in the Upload-Offset header)."""
-    return session_out(await own_upload(db, principal, upload_id))
+    return session_out(await own_upload(db, principal, upload_id, write=False))
 
 
 @router.patch("/uploads/{upload_id}", response_model=UploadSessionOut)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from orchard.db.session import sync_url
+from orchard.errors import ConfigurationError
 from orchard.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,9 +23,18 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate; an unreachable or unusable database is a ConfigurationError
+    that names ORCHARD_DATABASE_URL."""
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), revision)
+    try:
+        command.upgrade(alembic_config(settings), revision)
+    except (OperationalError, InterfaceError, OSError) as exc:
+        first_line = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
+        raise ConfigurationError(
+            f"ORCHARD_DATABASE_URL: cannot use the database "
+            f"({exc.__class__.__name__}: {' '.join(first_line)})"
+        ) from exc
 
 
 def downgrade(settings: Settings, revision: str) -> None:

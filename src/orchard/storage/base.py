@@ -12,6 +12,7 @@ objects under a key, used for resumable upload chunks.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,13 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 CHUNK_SIZE = 1024 * 1024
+PARALLEL_THRESHOLD = 256 * 1024
+_HASH_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchard-hash")
+
+
+def _update_pair(a: hashlib._Hash, b: hashlib._Hash, chunk: bytes) -> None:
+    a.update(chunk)
+    b.update(chunk)
 
 
 def blob_key(sha256: str) -> str:
@@ -37,11 +45,20 @@ class Digests:
     _sha512: hashlib._Hash = field(default_factory=hashlib.sha512)
 
     def update(self, chunk: bytes) -> None:
+        """Feed a chunk. Large chunks are hashed on two cores at once: hashlib
+        releases the GIL, and four digests in a row would cap uploads near
+        the speed of the slowest pair."""
         self.size += len(chunk)
-        self._sha256.update(chunk)
+        if len(chunk) < PARALLEL_THRESHOLD:
+            for h in (self._sha256, self._md5, self._sha1, self._sha512):
+                h.update(chunk)
+            return
+        # Balanced pairs: MD5 and SHA-512 are the slow ones, SHA-256 and SHA-1
+        # (hardware-assisted) the fast ones.
+        other = _HASH_POOL.submit(_update_pair, self._sha512, self._sha1, chunk)
         self._md5.update(chunk)
-        self._sha1.update(chunk)
-        self._sha512.update(chunk)
+        self._sha256.update(chunk)
+        other.result()
 
     def result(self) -> BlobInfo:
         return BlobInfo(

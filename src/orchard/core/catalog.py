@@ -93,10 +93,27 @@ async def update_project(
     return project
 
 
+async def _artifacts_under(session: AsyncSession, where: ColumnElement[bool]) -> list[str]:
+    """The artifact ids a cascade delete is about to dereference (for the log)."""
+    stmt = (
+        select(File.artifact_id)
+        .join(Version, File.version_id == Version.id)
+        .join(Package, Version.package_id == Package.id)
+        .where(where)
+        .distinct()
+        .limit(1000)
+    )
+    return sorted(await session.scalars(stmt))
+
+
 async def delete_project(session: AsyncSession, actor: Actor, project: Project) -> None:
     ensure_writable(project)
-    record(session, actor, "project.delete", project.name)
-    log.info("project deleted", extra={"event": "delete", "project": project.name})
+    artifacts = await _artifacts_under(session, Package.project_id == project.id)
+    record(session, actor, "project.delete", project.name, artifacts=artifacts)
+    log.info(
+        "project deleted",
+        extra={"event": "delete", "project": project.name, "artifacts": artifacts},
+    )
     await session.delete(project)
     await session.flush()
 
@@ -202,10 +219,16 @@ async def delete_package(
     session: AsyncSession, actor: Actor, project: Project, package: Package
 ) -> None:
     ensure_writable(project)
-    record(session, actor, "package.delete", f"{project.name}/{package.name}")
+    artifacts = await _artifacts_under(session, Package.id == package.id)
+    record(session, actor, "package.delete", f"{project.name}/{package.name}", artifacts=artifacts)
     log.info(
         "package deleted",
-        extra={"event": "delete", "project": project.name, "package": package.name},
+        extra={
+            "event": "delete",
+            "project": project.name,
+            "package": package.name,
+            "artifacts": artifacts,
+        },
     )
     await session.delete(package)
     await session.flush()
@@ -242,8 +265,9 @@ async def delete_version(
 ) -> None:
     ensure_writable(project)
     target = f"{project.name}/{package.name}/{version.version}"
-    record(session, actor, "version.delete", target)
-    log.info("version deleted", extra={"event": "delete", "target": target})
+    artifacts = await _artifacts_under(session, Version.id == version.id)
+    record(session, actor, "version.delete", target, artifacts=artifacts)
+    log.info("version deleted", extra={"event": "delete", "target": target, "artifacts": artifacts})
     await session.delete(version)
     await session.flush()
 

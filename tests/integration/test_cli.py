@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import boto3
 import httpx
@@ -216,9 +217,18 @@ async def test_upload_and_download(
     assert "error:" in stuck.stderr
 
 
-def test_operator_commands_name_an_unreachable_database(tmp_path: Path) -> None:
+async def test_operator_commands_name_an_unreachable_database(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/orchard"
-    result = orchard(Settings(data_dir=tmp_path, database_url=url), "gc", "--dry-run")
-    assert result.returncode == 2
-    assert "ORCHARD_DATABASE_URL" in result.stderr
-    assert "Traceback" not in result.stderr
+    settings = Settings(data_dir=tmp_path, database_url=url)
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    async def run(*args: str) -> None:
+        results.append(await orchard_async(settings, *args))
+
+    async with anyio.create_task_group() as tg:  # two CLI start-ups at once
+        tg.start_soon(run, "gc", "--dry-run")
+        tg.start_soon(run, "db", "upgrade")
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert "ORCHARD_DATABASE_URL" in result.stderr
+        assert "Traceback" not in result.stderr

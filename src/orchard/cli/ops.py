@@ -33,6 +33,8 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
     try:
         upgrade(settings, revision)
+    except OrchardError as exc:  # ConfigurationError naming the setting
+        raise typer.Exit(_fail(exc.message)) from exc
     except (ArgumentError, DBAPIError) as exc:
         reason = getattr(exc, "orig", None) or exc
         message = f"ORCHARD_DATABASE_URL: cannot migrate the database ({reason})"

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchard.errors import (
@@ -71,10 +71,18 @@ async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "unavailable", "a storage or database backend is unavailable")
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A constraint caught a race (e.g. a version deleted while a file was
+    # being added to it): the client may retry.
+    log.info("write conflicted with a concurrent change", extra={"event": "conflict"})
+    return error_response(409, "conflict", "the resource changed concurrently; retry")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(OrchardError, _orchard_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _backend_error)

@@ -15,7 +15,13 @@ MAX_LENGTH = 1024
 _hasher = PasswordHasher()
 # A hash to verify against when the user does not exist, so that the time
 # taken does not tell which user names exist.
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _dummy:
+        _dummy.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy[0]
 
 
 def check_policy(password: str) -> None:
@@ -36,7 +42,10 @@ def hash_password_sync(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY, password) and password_hash is not None
+            return (
+                _hasher.verify(password_hash or _dummy_hash(), password)
+                and password_hash is not None
+            )
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -32,6 +32,7 @@ from orchard.storage.base import ArtifactStore
 log = logging.getLogger("orchard.gc")
 
 BATCH = 500
+STAGING_MIN_AGE = 3600
 
 
 @dataclass
@@ -40,6 +41,7 @@ class GcReport:
     freed: list[tuple[str, int]] = field(default_factory=list)  # (sha256, size)
     orphans: list[tuple[str, int]] = field(default_factory=list)
     expired_uploads: int = 0
+    purged_staging: int = 0
 
     @property
     def freed_bytes(self) -> int:
@@ -68,6 +70,10 @@ async def collect(
     await _collect_orphans(db, storage, report, cutoff)
     if not dry_run:
         report.expired_uploads = await uploads.expire(db, storage)
+        # Staged copies are written continuously while an upload runs; one
+        # untouched for this long belongs to an upload that died.
+        stale = utcnow() - timedelta(seconds=max(grace, STAGING_MIN_AGE))
+        report.purged_staging = await storage.purge_staging(stale)
         GC_FREED.inc(report.freed_bytes)
     log.info(
         "gc finished",

@@ -170,12 +170,10 @@ class Database:
     @asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
         factory = self._write if write else self._read
-        async with self._turn(write):
-            try:
-                async with factory() as session:
-                    yield session
-            except (OSError, ConnectionError) as exc:
-                raise Unavailable(f"database unavailable: {exc}") from exc
+        async with self._turn(write), factory() as session:
+            # Driver failures surface as SQLAlchemy errors, which the API maps
+            # to 503; anything else raised in the body keeps its own type.
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

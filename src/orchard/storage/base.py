@@ -12,8 +12,8 @@ objects under a key, used for resumable upload chunks.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -151,6 +151,11 @@ class ArtifactStore(Protocol):
 
     async def delete_parts(self, prefix: str) -> None:
         """Remove the part ``prefix`` and every part below it (a whole path segment)."""
+        ...
+
+    async def purge_staging(self, older_than: datetime) -> int:
+        """Remove staged copies last written before ``older_than`` (left by
+        uploads that died without cleaning up); returns how many."""
         ...
 
     async def check(self) -> None:

@@ -110,7 +110,15 @@ class FilesystemStore:
             raise StorageUploadError(f"cannot store blob: {exc}") from exc
 
     async def discard(self, staged: StagedBlob) -> None:
-        await anyio.to_thread.run_sync(lambda: Path(staged.handle).unlink(missing_ok=True))
+        def remove() -> None:
+            # Best effort: the storage may be the thing that failed.
+            with contextlib.suppress(OSError):
+                Path(staged.handle).unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(remove)
+
+    async def purge_staging(self, older_than: datetime) -> int:
+        return await anyio.to_thread.run_sync(purge_old_files, self.staging, older_than, "")
 
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self._path(sha256).is_file)
@@ -188,6 +196,22 @@ class FilesystemStore:
                 path.unlink(missing_ok=True)
 
         await anyio.to_thread.run_sync(remove)
+
+
+def purge_old_files(folder: Path, older_than: datetime, prefix: str) -> int:
+    removed = 0
+    cutoff = older_than.timestamp()
+    if not folder.is_dir():
+        return 0
+    for entry in os.scandir(folder):
+        try:
+            if (entry.is_file() and entry.name.startswith(prefix)
+                    and entry.stat().st_mtime < cutoff):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 async def _read_file(path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:

@@ -16,6 +16,7 @@ import os
 import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +41,7 @@ from orchard.errors import (
 from orchard.settings import Settings
 from orchard.storage.base import CHUNK_SIZE, Digests, StagedBlob, StoredBlob, blob_key
 from orchard.storage.chunks import rechunk
+from orchard.storage.filesystem import purge_old_files
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -243,6 +245,10 @@ class S3Store:
 
     async def discard(self, staged: StagedBlob) -> None:
         await _remove(staged.handle)
+
+    async def purge_staging(self, older_than: datetime) -> int:
+        folder = Path(self.staging_dir or tempfile.gettempdir())
+        return await anyio.to_thread.run_sync(purge_old_files, folder, older_than, "orchard-")
 
     def _head(self, key: str) -> int | None:
         try:

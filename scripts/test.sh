@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Everything CI checks, in one command:
 #
-#   setup (.venv + orchard[dev]) -> services (PostgreSQL, Redis) -> ruff -> mypy
-#   -> pytest on the embedded stack -> pytest on the production stack
+#   setup (.venv + orchard[dev] + the web UI's build) -> services (PostgreSQL,
+#   Redis) -> ruff -> mypy -> vitest (the UI's component tests) -> pytest on
+#   the embedded stack -> pytest on the production stack
 #
 # Every step runs even when an earlier one failed (except that nothing runs
 # without a working setup, and the production stack needs the services), so
 # one run shows everything that is wrong. Exits non-zero if anything failed;
 # pytest's "no tests collected" (exit 5) is a failure too.
 #
-# The last line is a plain summary over both pytest runs:
+# The last line is a plain summary over the vitest run and both pytest runs:
 #   orchard: N passed, N failed, N skipped
 # where "failed" also counts each failed non-test step (setup, services,
-# ruff, mypy) and each pytest run that ended abnormally (no tests, crash,
-# timeout) as one, so it reads "0 failed" exactly when the exit code is 0.
+# ruff, mypy) and each vitest or pytest run that ended abnormally (no tests,
+# crash, timeout) as one, so it reads "0 failed" exactly when the exit code is 0.
 #
 # Arguments are passed to both pytest runs (e.g. scripts/test.sh -x -k upload).
 # Knobs: ORCHARD_TEST_STACKS ("embedded production"), ORCHARD_TEST_TIMEOUT
@@ -111,11 +112,32 @@ run_pytest() {  # run_pytest STACK
     return "$rc"
 }
 
+run_vitest() {  # the web UI's component tests, counted like a pytest run
+    local name=vitest xml="$REPORTS/vitest.xml" start=$SECONDS rc p f s
+    banner "$name: (cd frontend && npx vitest run)"
+    (cd frontend && timeout --kill-after=10 600 npx --no-install vitest run \
+        --reporter=default --reporter=junit --outputFile.junit="$xml")
+    rc=$?
+    read -r p f s < <(junit_counts "$xml")
+    passed=$((passed + p))
+    skipped=$((skipped + s))
+    failed=$((failed + f))
+    if ((rc == 0 && p > 0)); then
+        record "$name" "$p passed, $f failed, $s skipped ($((SECONDS - start))s)"
+        return 0
+    fi
+    if ((f == 0)); then failed=$((failed + 1)); fi
+    record "$name" "FAILED (exit $rc; $p passed, $f failed, $s skipped; $((SECONDS - start))s)"
+    failed_steps+=("$name")
+    return 1
+}
+
 if step setup bash scripts/setup.sh; then
     services_ok=1
     step services bash scripts/services.sh || services_ok=0
     step ruff .venv/bin/ruff check src tests
     step mypy .venv/bin/mypy
+    run_vitest
     for stack in $STACKS; do
         if [[ "$stack" == production && $services_ok == 0 ]]; then
             skip_step "pytest $stack" "PostgreSQL/Redis not available"
@@ -124,7 +146,7 @@ if step setup bash scripts/setup.sh; then
         run_pytest "$stack"
     done
 else
-    for name in ruff mypy; do skip_step "$name" "setup failed"; done
+    for name in ruff mypy vitest; do skip_step "$name" "setup failed"; done
     for stack in $STACKS; do skip_step "pytest $stack" "setup failed"; done
 fi
 

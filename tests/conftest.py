@@ -42,10 +42,14 @@ S3_TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 
+# Tests never reach a real registry: no upstream unless a test points one at a fake.
+NO_UPSTREAMS = {"upstream_pypi_url": "", "upstream_npm_url": "", "upstream_go_url": ""}
+
 # Settings of the stack → environment variables of a server subprocess.
 ENV_FIELDS = ("data_dir", "database_url", "storage_url", "s3_endpoint_url", "redis_url",
               "max_upload_size", "gc_grace", "upload_session_ttl", "base_url", "admin_password",
-              "secret_key")
+              "secret_key", "upstream_pypi_url", "upstream_npm_url", "upstream_go_url",
+              "offline", "http_connect_timeout", "http_read_timeout", "cache_ttl_index")
 
 
 def pytest_report_header() -> str:
@@ -95,7 +99,8 @@ def _truncate_pg(url: str) -> None:
         conn.execute(
             "TRUNCATE artifacts, projects, packages, versions, files, artifact_dependencies,"
             " upload_sessions, upload_parts, audit_log, users, api_tokens, web_sessions,"
-            " project_members, login_failures RESTART IDENTITY CASCADE"
+            " project_members, login_failures, upstream_sources, cached_urls"
+            " RESTART IDENTITY CASCADE"
         )
 
 
@@ -135,13 +140,13 @@ def stack_settings(
             yield Settings(
                 data_dir=data_dir, database_url=pg_url, storage_url=f"s3://{bucket}/blobs",
                 s3_endpoint_url=endpoint, redis_url=REDIS_TEST_URL, log_json=True,
-                admin_password=ADMIN_PASSWORD,
+                admin_password=ADMIN_PASSWORD, **NO_UPSTREAMS,
             )
         finally:
             delete_bucket(endpoint, bucket)
         return
     shutil.copy(sqlite_template, data_dir / "orchard.db")
-    yield Settings(data_dir=data_dir, log_json=True, admin_password=ADMIN_PASSWORD)
+    yield Settings(data_dir=data_dir, log_json=True, admin_password=ADMIN_PASSWORD, **NO_UPSTREAMS)
 
 
 @pytest.fixture

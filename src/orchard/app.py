@@ -30,7 +30,9 @@ from orchard.api import (
     projects,
     search,
     tokens,
+    ui,
     uploads,
+    upstreams,
     users,
 )
 from orchard.api.errors import install as install_error_handlers
@@ -42,6 +44,7 @@ from orchard.core.bootstrap import ensure_builtin_projects
 from orchard.db.session import Database
 from orchard.errors import ConfigurationError, OrchardError
 from orchard.metrics import MetricsMiddleware
+from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
 from orchard.upstream.client import create_http_client
@@ -69,11 +72,13 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
         raise ConfigurationError(
             f"ORCHARD_DATABASE_URL: cannot connect to the database ({exc.message})"
         ) from exc
-    storage = create_store(settings)
     try:
+        storage = create_store(settings)
         await storage.check()
     except OrchardError as exc:
         await db.close()
+        if isinstance(exc, ConfigurationError):
+            raise
         raise ConfigurationError(f"ORCHARD_STORAGE_URL: {exc.message}") from exc
     app.state.db = db
     app.state.storage = storage
@@ -145,10 +150,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users,
         tokens,
         members,
+        upstreams,
     ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
+    app.include_router(pypi_router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
+    ui.install(app)  # last: the web UI's catch-all never shadows a route
     return app
 
 

@@ -24,6 +24,11 @@ def _toml_file() -> Path:
     return Path(os.environ.get("ORCHARD_CONFIG_FILE", "orchard.toml"))
 
 
+def default_ui_dir() -> Path:
+    """``frontend/dist`` of the source checkout this package runs from."""
+    return Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
 class Settings(BaseSettings):
     """All of Orchard's configuration. See docs/configuration.md."""
 
@@ -62,6 +67,21 @@ class Settings(BaseSettings):
         None, description="ORCHARD_BASE_URL: external URL used in links; default from request."
     )
     offline: bool = Field(False, description="ORCHARD_OFFLINE: never contact upstreams.")
+    upstream_pypi_url: str | None = Field(
+        None,
+        description="ORCHARD_UPSTREAM_PYPI_URL: the PyPI-style simple index proxied first; "
+        "unset = discovered from pip's configuration, empty = none.",
+    )
+    upstream_npm_url: str | None = Field(
+        None,
+        description="ORCHARD_UPSTREAM_NPM_URL: the npm registry proxied first; unset = "
+        "`npm config get registry`, empty = none.",
+    )
+    upstream_go_url: str | None = Field(
+        None,
+        description="ORCHARD_UPSTREAM_GO_URL: the Go module proxy proxied first; unset = the "
+        "first proxy of `go env GOPROXY`, empty = none.",
+    )
     admin_password: SecretStr | None = Field(
         None, description="ORCHARD_ADMIN_PASSWORD: first-start admin password."
     )
@@ -90,6 +110,11 @@ class Settings(BaseSettings):
     )
     gc_grace: int = Field(
         3600, description="ORCHARD_GC_GRACE: seconds an unreferenced artifact is kept."
+    )
+    ui_dir: Path = Field(
+        default_factory=default_ui_dir,
+        description="ORCHARD_UI_DIR: the built web UI (index.html and assets/) served at /. "
+        "Default: frontend/dist of the source checkout (built by scripts/setup.sh).",
     )
     dev: bool = Field(False, description="ORCHARD_DEV: development mode; seeds example data.")
     log_level: str = Field("INFO", description="ORCHARD_LOG_LEVEL")

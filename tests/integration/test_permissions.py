@@ -21,6 +21,7 @@ from orchard.auth import tokens
 from orchard.core import uploads
 from orchard.core.audit import Actor
 from orchard.db.base import utcnow
+from orchard.db.models import UpstreamSource
 from tests.support import (
     SETUP,
     add_member,
@@ -110,6 +111,12 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/project/{project}/members"): "read",
     ("PUT", "/api/v1/project/{project}/members/{username}"): "admin",
     ("DELETE", "/api/v1/project/{project}/members/{username}"): "admin",
+    ("GET", "/api/v1/upstreams"): "sysadmin",
+    ("POST", "/api/v1/upstreams"): "sysadmin",
+    ("GET", "/api/v1/upstreams/{name}"): "sysadmin",
+    ("PATCH", "/api/v1/upstreams/{name}"): "sysadmin",
+    ("DELETE", "/api/v1/upstreams/{name}"): "sysadmin",
+    ("POST", "/api/v1/upstreams/{name}/test"): "sysadmin",
 }
 # Routes the matrix does not walk, each with the test that covers it.
 EXEMPT = {
@@ -168,9 +175,11 @@ class World:
                 version="3.0", filename="r.bin", size=None, ttl=3600, max_size=10**9,
             )
             token, _ = await tokens.create_token(session, SETUP, writer, f"victim{n}", "read")
+            session.add(UpstreamSource(name=f"up{n}", ecosystem="pypi",
+                                       url="http://127.0.0.1:9/simple"))
         return {"project": project, "package": "pkg", "version": "1.0", "filename": "f.bin",
                 "sha256": SHA, "upload_id": row.id, "username": "bystander",
-                "token_id": str(token.id), "n": str(n)}
+                "token_id": str(token.id), "n": str(n), "name": f"up{n}"}
 
 
 async def _user(session: Any, name: str) -> Any:
@@ -207,6 +216,9 @@ def request_for(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
         ("PATCH", "/api/v1/users/{username}"): {"json": {"disabled": False}},
         ("POST", "/api/v1/tokens"): {"json": {"name": "matrix", "scope": "read"}},
         ("PUT", "/api/v1/project/{project}/members/{username}"): {"json": {"role": "write"}},
+        ("POST", "/api/v1/upstreams"): {"json": {"name": f"new-up{n}", "ecosystem": "pypi",
+                                                 "url": "http://127.0.0.1:9/simple"}},
+        ("PATCH", "/api/v1/upstreams/{name}"): {"json": {"priority": 3}},
     }
     if method == "PUT" and path.endswith("{filename}"):
         kw["url"] = url.replace("/1.0/files/f.bin", f"/9.{n}/files/new.bin")

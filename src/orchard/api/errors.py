@@ -31,8 +31,10 @@ async def _orchard_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(status, exc.code, exc.message)
     if isinstance(exc, RangeNotSatisfiable):
         response.headers["Content-Range"] = f"bytes */{exc.size}"
-    if isinstance(exc, Unauthorized):
+    if isinstance(exc, Unauthorized) and "x-requested-with" not in request.headers:
         # pip, uv and twine answer a Basic challenge with their credentials.
+        # Scripted browser requests (the web UI sends X-Requested-With) get
+        # none: a browser would open its own password dialog.
         response.headers["WWW-Authenticate"] = 'Basic realm="orchard"'
     if isinstance(exc, TooManyRequests):
         response.headers["Retry-After"] = str(exc.retry_after)

@@ -86,10 +86,13 @@ async def add_file(
     package_format: str = "generic",
     content_type: str = "application/octet-stream",
     version_meta: dict[str, Any] | None = None,
+    system: bool = False,
 ) -> StoredFile:
     """Attach staged bytes as ``filename`` of ``version``. The caller owns the
-    transaction; on any error it rolls back and discards ``staged``."""
-    catalog.ensure_writable(project)
+    transaction; on any error it rolls back and discards ``staged``.
+    ``system``: the proxy cache storing into a built-in project."""
+    if not system:
+        catalog.ensure_writable(project)
     names.filename(filename)
     package, _ = await catalog.ensure_package(session, project, package_name, package_format)
     ver = await catalog.ensure_version(session, package, version)

@@ -31,8 +31,16 @@ def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
+# Path segments the protocol routes use where a project name would stand
+# (``/pypi/simple/`` is the alias of the proxy project's index).
+RESERVED_PROJECTS = frozenset({"simple"})
+
+
 def project_name(value: str) -> str:
-    return _check("project", value, _PROJECT)
+    _check("project", value, _PROJECT)
+    if value.lower() in RESERVED_PROJECTS:
+        raise InvalidInput(f"project name {value!r} is reserved")
+    return value
 
 
 def version_string(value: str) -> str:

@@ -252,3 +252,36 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UpstreamSource(Base):
+    """An upstream registry managed through the API (settings add one more)."""
+
+    __tablename__ = "upstream_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    ecosystem: Mapped[str] = mapped_column(String(16))  # pypi | npm | go
+    url: Mapped[str] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer, default=10)  # lower is asked first
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    auth_type: Mapped[str] = mapped_column(String(8), default="none")  # none | basic | bearer
+    username: Mapped[str] = mapped_column(String(255), default="")
+    # The password or token, sealed with auth.crypto.SecretBox; never returned.
+    secret_ciphertext: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CachedUrl(Base):
+    """An upstream URL whose bytes are stored: it is never fetched again."""
+
+    __tablename__ = "cached_urls"
+
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of url
+    url: Mapped[str] = mapped_column(Text)
+    artifact_id: Mapped[str] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
+    )
+    ecosystem: Mapped[str] = mapped_column(String(16))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,24 +1,209 @@
 """The PyPI caching proxy (upstream indexes and files).
 
-Interface used by router.py; implemented by the proxy work.
+``upstream_page`` answers the router with the merged upstream page of a
+name, every file URL rewritten to ``/pypi/{project}/upstream/{name}/{filename}``.
+``upstream_file`` serves those URLs: the filename is looked up on the
+(cached) page of ``name``, so only files that a configured upstream listed
+can ever be fetched (no open proxy); an unlisted filename forces one refresh
+of the page. Files and their PEP 658 sidecars (only when the upstream offers
+one, verified against its hash) are cached in the ``proxy`` project on first
+request (``upstream/files.py``) and served from storage afterwards; when no
+page is available at all (upstream down, cache lost) a file already stored
+in the proxy project is still served.
 """
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+import logging
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
 
-from orchard.db.models import Project
-from orchard.protocols.pypi.model import ProjectPage
+from fastapi import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchard.api.downloads import artifact_response
+from orchard.api.urls import base_url
+from orchard.core import names as core_names
+from orchard.db.models import Artifact, Project
+from orchard.errors import InvalidInput, NotFound, UpstreamError
+from orchard.protocols.pypi import metadata, proxy_stored
+from orchard.protocols.pypi import proxy_index as index
+from orchard.protocols.pypi.model import DistFile, ProjectPage
+from orchard.protocols.pypi.names import canonical_version, try_parse_filename
+from orchard.protocols.pypi.render import sorted_versions
+from orchard.protocols.pypi.upstream import UpstreamFile
+from orchard.upstream.context import UpstreamContext, upstream_context
+from orchard.upstream.files import AfterStore, Inspect, Placement, Wanted, serve_upstream_file
+from orchard.upstream.sources import Source
+
+log = logging.getLogger("orchard.upstream")
+
+SIDECAR = ".metadata"
+_LEGACY_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip", ".egg", ".exe")
+
+
+def version_of(name: str, filename: str) -> str:
+    """The version a distribution filename carries ("unknown" if none)."""
+    dist = try_parse_filename(filename)
+    if dist is not None:
+        return dist.version
+    stem = filename
+    for suffix in _LEGACY_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    parts = stem.split("-")
+    for i in range(1, len(parts)):
+        if core_names.NORMALISERS["pypi"]("-".join(parts[:i])) == name:
+            try:
+                return canonical_version(parts[i])
+            except InvalidInput:
+                break
+    return "unknown"
+
+
+def _upload_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _file_url(request: Request, project: str, name: str, filename: str) -> str:
+    q = [quote(p, safe="") for p in (project, name, filename)]
+    return f"{base_url(request)}/pypi/{q[0]}/upstream/{q[1]}/{q[2]}"
+
+
+def _dist_file(request: Request, project: str, name: str, f: UpstreamFile) -> DistFile:
+    return DistFile(
+        filename=f.filename,
+        url=_file_url(request, project, name, f.filename),
+        version=version_of(name, f.filename),
+        hashes=dict(f.hashes),
+        size=f.size,
+        requires_python=f.requires_python,
+        yanked=f.yanked,
+        upload_time=_upload_time(f.upload_time),
+        core_metadata=dict(f.core_metadata) if f.core_metadata is not None else None,
+    )
 
 
 async def upstream_page(request: Request, project: Project, name: str) -> ProjectPage | None:
     """The merged upstream page for normalised ``name`` with every file URL
     rewritten to an Orchard URL under ``/pypi/{project}/``, or None when no
     upstream has it (or upstreams are off / ORCHARD_OFFLINE with nothing cached)."""
-    return None
+    ctx = upstream_context(request.app)
+    try:
+        merged = await index.load(ctx, name)
+    except UpstreamError:
+        page = await _stored_page(request, ctx, project.name, name)
+        if page is None:
+            raise
+        return page
+    if merged is None:
+        if ctx.settings.offline:  # offline without a cached page: the stored files
+            return await _stored_page(request, ctx, project.name, name)
+        return None
+    files = [_dist_file(request, project.name, name, f) for _source, f in merged.files]
+    versions = sorted_versions({f.version for f in files})
+    return ProjectPage(name=name, files=files, versions=versions, stale=merged.stale)
+
+
+async def _stored_page(
+    request: Request, ctx: UpstreamContext, project: str, name: str
+) -> ProjectPage | None:
+    """A stale page of the files already cached (no upstream page available)."""
+    rows = await proxy_stored.stored_files(ctx, name)
+    sidecars = {f: a.id for _v, f, a in rows if f.endswith(SIDECAR)}
+    files = [
+        DistFile(
+            filename=filename,
+            url=_file_url(request, project, name, filename),
+            version=version,
+            hashes={"sha256": artifact.id},
+            size=artifact.size,
+            core_metadata=(
+                {"sha256": sidecars[filename + SIDECAR]} if filename + SIDECAR in sidecars else None
+            ),
+        )
+        for version, filename, artifact in rows
+        if not filename.endswith(SIDECAR)
+    ]
+    if not files:
+        return None
+    log.warning("serving %s from stored files only", name, extra={"event": "upstream_stale"})
+    versions = sorted_versions({f.version for f in files})
+    return ProjectPage(name=name, files=files, versions=versions, stale=True)
+
+
+async def _listed(
+    ctx: UpstreamContext, name: str, filename: str
+) -> tuple[Source, UpstreamFile] | None:
+    """The page entry of ``filename``; an unlisted file forces one refresh."""
+    try:
+        merged = await index.load(ctx, name)
+        found = merged.find(filename) if merged else None
+        if found is None and not ctx.settings.offline:
+            merged = await index.load(ctx, name, force=True)
+            found = merged.find(filename) if merged else None
+    except UpstreamError:
+        return None  # no page at all: the stored copy may still serve
+    return found
+
+
+def _dependencies(filename: str) -> Inspect | None:
+    if try_parse_filename(filename) is None:
+        return None
+
+    async def inspect(path: Path) -> AfterStore | None:
+        try:
+            core = await metadata.extract_metadata(path, filename)
+        except InvalidInput as exc:
+            log.info("no dependencies from %s: %s", filename, exc.message)
+            return None
+
+        async def record(session: AsyncSession, artifact_id: str) -> None:
+            await metadata.store_dependencies(session, artifact_id, core.requires_dist)
+
+        return record
+
+    return inspect
 
 
 async def upstream_file(request: Request, project: Project, path: str) -> Response | None:
     """Serve a proxied file (or its ``.metadata`` sidecar) from the URL space
     that ``upstream_page`` rewrote links into; None if ``path`` is not one."""
-    return None
+    parts = path.strip("/").split("/")
+    if len(parts) != 3 or parts[0] != "upstream" or not project.upstream:
+        return None
+    _, name, filename = parts
+    if core_names.NORMALISERS["pypi"](name) != name:
+        raise NotFound(f"{name!r} is not a normalised project name")
+    core_names.filename(filename)
+    ctx = upstream_context(request.app)
+    sidecar = filename.endswith(SIDECAR)
+    dist = filename.removesuffix(SIDECAR) if sidecar else filename
+
+    async def respond(artifact: Artifact) -> Response:
+        return await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
+
+    found = await _listed(ctx, name, dist)
+    if found is None:
+        stored = await proxy_stored.stored_file(ctx, name, filename)
+        if stored is not None:
+            return await respond(stored)
+        raise NotFound(f"{filename} is not a file of {name!r} on any upstream")
+    source, f = found
+    if sidecar:
+        if f.core_metadata is None:
+            raise NotFound(f"the upstream offers no metadata file for {dist}")
+        url, hashes = f.url + SIDECAR, f.core_metadata
+    else:
+        url, hashes = f.url, f.hashes
+    wanted = Wanted(url, hashes, ctx.headers_for(source, url))
+    place = Placement("pypi", name, version_of(name, dist), filename, "pypi")
+    inspect = None if sidecar else _dependencies(filename)
+    return await serve_upstream_file(ctx, request, wanted, place, respond, inspect)

@@ -1,0 +1,63 @@
+"""What the proxy code of every ecosystem needs, taken from ``app.state``
+once per process: settings, database, storage, cache, the pooled HTTP
+client, the secret box for credentials and the fetch-once registries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from orchard.auth.crypto import SecretBox
+from orchard.cache.base import Cache
+from orchard.db.session import Database
+from orchard.settings import Settings
+from orchard.storage.base import ArtifactStore
+from orchard.upstream.fetch import ReplicaLock, SingleFlight
+from orchard.upstream.sources import Source, effective_sources, secret_box
+
+
+@dataclass
+class UpstreamContext:
+    settings: Settings
+    db: Database
+    storage: ArtifactStore
+    cache: Cache
+    http: httpx.AsyncClient
+    box: SecretBox | None
+    lock: ReplicaLock
+    pages: SingleFlight[Any] = field(default_factory=SingleFlight)
+    files: SingleFlight[Any] = field(default_factory=SingleFlight)
+
+    async def sources(self, ecosystem: str) -> list[Source]:
+        return await effective_sources(self.settings, self.db, self.cache, ecosystem)
+
+    def headers_for(self, source: Source | None, url: str) -> dict[str, str]:
+        """The source's credentials, only for URLs on the source's own origin."""
+        if source is None or not source.same_origin(url):
+            return {}
+        return source.auth_headers(self.box)
+
+    @property
+    def lock_wait(self) -> float:
+        """How long a replica waits for another one's fetch of the same file."""
+        return self.settings.http_connect_timeout + self.settings.http_read_timeout * 4
+
+
+def upstream_context(app: Any) -> UpstreamContext:
+    """The app's context, made on first use (the lifespan owns the parts)."""
+    state = app.state
+    ctx: UpstreamContext | None = getattr(state, "upstream", None)
+    if ctx is None or ctx.http is not state.http:
+        ctx = UpstreamContext(
+            settings=state.settings,
+            db=state.db,
+            storage=state.storage,
+            cache=state.cache,
+            http=state.http,
+            box=secret_box(state),
+            lock=ReplicaLock(state.cache),
+        )
+        state.upstream = ctx
+    return ctx

@@ -1,0 +1,296 @@
+"""Caching an upstream file on first request, for every ecosystem.
+
+The first request for an upstream URL starts one ``Transfer`` (fetch once:
+concurrent requests wait for it, see ``fetch.py``). The transfer streams the
+upstream body into storage staging while hashing it and, at the same time,
+to the client that asked first (tee). The last chunk is held back from that
+client until the upstream's hash has been checked and the file committed,
+so a client never receives a complete body that was not kept. A mismatch
+discards the staged bytes: nothing is stored, and the client's stream is
+aborted (or, when the whole file arrived before the response started, which
+is the case for every file up to ``PREFETCH_BYTES``, answered with a 502).
+Stored files go into the built-in proxy project, and the URL → artifact row
+(``cached_urls``) makes sure a URL is never fetched twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchard.core import catalog
+from orchard.core.artifacts import add_file
+from orchard.core.audit import Actor
+from orchard.db.base import utcnow
+from orchard.db.models import Artifact, CachedUrl
+from orchard.errors import NotFound, UpstreamError
+from orchard.storage.base import BlobInfo, StagedBlob
+from orchard.upstream.context import UpstreamContext
+
+log = logging.getLogger("orchard.upstream")
+
+PREFETCH_BYTES = 1024 * 1024  # read before answering: small files fail with a clean 502
+QUEUE_CHUNKS = 32
+VERIFIABLE = ("sha256", "sha512", "sha1", "md5")
+
+# Called with the staged file before it is stored; returns what to run in the
+# storing transaction (e.g. recording dependencies), or None.
+AfterStore = Callable[[AsyncSession, str], Awaitable[Any]]
+Inspect = Callable[[Path], Awaitable[AfterStore | None]]
+Respond = Callable[[Artifact], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An upstream URL and what the index said about it."""
+
+    url: str
+    hashes: dict[str, str]
+    headers: dict[str, str]  # credentials for the URL's origin, if any
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the cached file goes in the proxy project."""
+
+    ecosystem: str
+    package: str
+    version: str
+    filename: str
+    package_format: str
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class _End:
+    error: BaseException | None = None
+
+
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
+    """A message when ``info`` contradicts one of the expected ``hashes``."""
+    for algo in VERIFIABLE:
+        expected = hashes.get(algo)
+        if expected and expected.lower() != getattr(info, algo):
+            return f"{algo} {getattr(info, algo)} differs from the upstream's {expected.lower()}"
+    return None
+
+
+async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
+    async with ctx.db.session() as session:
+        artifact: Artifact | None = await session.scalar(
+            select(Artifact)
+            .join(CachedUrl, CachedUrl.artifact_id == Artifact.id)
+            .where(CachedUrl.url_hash == url_hash(url))
+        )
+        return artifact
+
+
+class Transfer:
+    """One upstream fetch in flight; see the module docstring."""
+
+    def __init__(
+        self, ctx: UpstreamContext, wanted: Wanted, place: Placement, inspect: Inspect | None
+    ) -> None:
+        self.ctx, self.wanted, self.place, self.inspect = ctx, wanted, place, inspect
+        self.queue: asyncio.Queue[bytes | _End] = asyncio.Queue(QUEUE_CHUNKS)
+        self.started = asyncio.Event()
+        self.detached = False
+        self.buffered = 0
+        self.content_length: int | None = None
+
+    async def run(self) -> Artifact:
+        try:
+            artifact = await self._run()
+        except BaseException as exc:
+            await self._offer(_End(exc))
+            raise
+        else:
+            await self._offer(_End())
+            return artifact
+        finally:
+            self.started.set()
+
+    async def _offer(self, item: bytes | _End) -> None:
+        if self.detached:
+            return
+        if self.queue.full():
+            self.started.set()  # the client must start reading now
+        try:
+            await asyncio.wait_for(self.queue.put(item), self.ctx.settings.http_read_timeout)
+        except TimeoutError:
+            self.detach()  # the client stopped reading: finish for the cache alone
+
+    def detach(self) -> None:
+        self.detached = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The leader's response body; the last chunk waits for verification."""
+        pending: bytes | None = None
+        try:
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise UpstreamError(f"upstream transfer of {self.place.filename} failed")
+                    if pending:
+                        yield pending
+                    return
+                if pending is not None:
+                    yield pending
+                pending = item
+        finally:
+            self.detach()
+
+    async def _run(self) -> Artifact:
+        ctx, url = self.ctx, self.wanted.url
+        async with ctx.lock.hold(url_hash(url), ctx.lock_wait):
+            existing = await cached_artifact(ctx, url)  # another replica may have stored it
+            if (
+                existing is not None
+                and mismatch_free(existing, self.wanted.hashes)
+                and await ctx.storage.exists(existing.id)
+            ):
+                return existing
+            staged = await self._download()
+            try:
+                return await self._store(staged)
+            except BaseException:
+                await ctx.storage.discard(staged)
+                raise
+
+    async def _tee(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            await self._offer(chunk)
+            self.buffered += len(chunk)
+            if self.buffered >= PREFETCH_BYTES:
+                self.started.set()
+            yield chunk
+
+    async def _download(self) -> StagedBlob:
+        ctx, name = self.ctx, self.place.filename
+        headers = {**self.wanted.headers, "Accept-Encoding": "identity"}
+        try:
+            async with ctx.http.stream("GET", self.wanted.url, headers=headers) as response:
+                if response.status_code in (404, 410):
+                    raise NotFound(f"the upstream has no {name}")
+                if response.status_code != 200:
+                    raise UpstreamError(
+                        f"the upstream answered HTTP {response.status_code} for {name}"
+                    )
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and "content-encoding" not in response.headers:
+                    self.content_length = int(length)
+                log.info("fetching upstream file", extra={"event": "upstream_fetch", "file": name})
+                staged = await ctx.storage.stage(
+                    self._tee(response.aiter_bytes()), max_size=ctx.settings.max_upload_size
+                )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"fetching {name} from the upstream failed: {type(exc).__name__}"
+            ) from exc
+        if self.content_length is not None and staged.info.size != self.content_length:
+            await ctx.storage.discard(staged)
+            raise UpstreamError(f"{name}: the upstream sent a truncated body")
+        return staged
+
+    async def _store(self, staged: StagedBlob) -> Artifact:
+        ctx, place = self.ctx, self.place
+        problem = mismatch(staged.info, self.wanted.hashes)
+        if problem:
+            log.warning(
+                "upstream file rejected: hash mismatch",
+                extra={"event": "upstream_hash_mismatch", "file": place.filename},
+            )
+            raise UpstreamError(f"{place.filename}: {problem}; nothing was stored")
+        after = await self.inspect(Path(staged.handle)) if self.inspect else None
+        async with ctx.db.transaction() as session:
+            project = await catalog.get_project(session, catalog.PROXY_PROJECT)
+            stored = await add_file(
+                session,
+                ctx.storage,
+                Actor.system(),
+                project=project,
+                package_name=place.package,
+                version=place.version,
+                filename=place.filename,
+                staged=staged,
+                package_format=place.package_format,
+                content_type=place.content_type,
+                system=True,
+            )
+            now = utcnow()
+            await session.execute(
+                catalog.insert_for(session, CachedUrl)
+                .values(
+                    url_hash=url_hash(self.wanted.url),
+                    url=self.wanted.url,
+                    artifact_id=stored.artifact.id,
+                    ecosystem=place.ecosystem,
+                    fetched_at=now,
+                )
+                .on_conflict_do_update(
+                    index_elements=["url_hash"],
+                    set_={"artifact_id": stored.artifact.id, "fetched_at": now},
+                )
+            )
+            if after is not None:
+                await after(session, stored.artifact.id)
+        return stored.artifact
+
+
+async def serve_upstream_file(
+    ctx: UpstreamContext,
+    request: Request,
+    wanted: Wanted,
+    place: Placement,
+    respond: Respond,
+    inspect: Inspect | None = None,
+) -> Response:
+    """Serve ``wanted`` from the cache, or fetch it once, store and serve it."""
+    existing = await cached_artifact(ctx, wanted.url)
+    if existing is not None and mismatch_free(existing, wanted.hashes):
+        return await respond(existing)
+    if ctx.settings.offline:
+        raise NotFound(f"{place.filename} is not cached and Orchard is offline")
+    transfer = Transfer(ctx, wanted, place, inspect)
+    task, leader = ctx.files.start(url_hash(wanted.url), transfer.run)
+    streaming = leader and request.method == "GET" and "range" not in request.headers
+    if not streaming:
+        if leader:
+            transfer.detach()
+        return await respond(await asyncio.shield(task))
+    try:
+        await transfer.started.wait()
+        if task.done():
+            return await respond(task.result())
+    except BaseException:
+        transfer.detach()
+        raise
+    headers = {"X-Orchard-Cache": "miss"}
+    if transfer.content_length is not None:
+        headers["Content-Length"] = str(transfer.content_length)
+    return StreamingResponse(transfer.stream(), media_type=place.content_type, headers=headers)
+
+
+def mismatch_free(artifact: Artifact, hashes: dict[str, str]) -> bool:
+    info = BlobInfo(artifact.id, artifact.size, artifact.md5, artifact.sha1, artifact.sha512)
+    return mismatch(info, hashes) is None

@@ -1,0 +1,156 @@
+"""Upstream sources: the one from settings (or discovered from the client
+tools) and the ones managed in the database, in priority order.
+
+The effective list of an ecosystem is cached (category UPSTREAM_SOURCES, in
+Redis when configured, so all replicas agree) and dropped on every API write.
+The cached list carries credentials only sealed; they are opened when a
+request is built, and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+from sqlalchemy import select
+
+from orchard.auth.crypto import SecretBox
+from orchard.cache.base import Cache, Category
+from orchard.db.models import UpstreamSource
+from orchard.db.session import Database
+from orchard.settings import Settings
+from orchard.upstream.discovery import DISCOVERERS
+
+log = logging.getLogger("orchard.upstream")
+
+ECOSYSTEMS = ("pypi", "npm", "go")
+SETTINGS_PRIORITY = 0  # the settings source; database sources default to 10
+_EFFECTIVE = "effective"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    ecosystem: str
+    url: str  # without a trailing slash
+    priority: int
+    origin: str  # "settings" | "discovered" | "database"
+    auth_type: str = "none"
+    username: str = ""
+    sealed_secret: str = ""
+
+    def auth_headers(self, box: SecretBox | None) -> dict[str, str]:
+        """The Authorization header for this source ({} without credentials)."""
+        if self.auth_type == "none" or not self.sealed_secret or box is None:
+            return {}
+        secret = box.open(self.sealed_secret)
+        if self.auth_type == "bearer":
+            return {"Authorization": f"Bearer {secret}"}
+        raw = base64.b64encode(f"{self.username}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {raw}"}
+
+    def same_origin(self, url: str) -> bool:
+        """Whether credentials of this source may be sent to ``url``."""
+        a, b = urlsplit(self.url), urlsplit(url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+_discovered: dict[str, str | None] = {}
+
+
+async def discovered_url(ecosystem: str) -> str | None:
+    """The client tool's configured registry, looked up once per process."""
+    if ecosystem not in _discovered:
+        url = await anyio.to_thread.run_sync(DISCOVERERS[ecosystem])
+        _discovered[ecosystem] = url
+        log.info("discovered %s upstream: %s", ecosystem, url or "none")
+    return _discovered[ecosystem]
+
+
+async def settings_source(settings: Settings, ecosystem: str) -> Source | None:
+    configured: str | None = getattr(settings, f"upstream_{ecosystem}_url")
+    origin = "settings"
+    if configured is None:
+        configured, origin = await discovered_url(ecosystem), "discovered"
+    if not configured:
+        return None
+    return Source(ecosystem, ecosystem, configured.rstrip("/"), SETTINGS_PRIORITY, origin)
+
+
+def source_from_row(row: UpstreamSource) -> Source:
+    return Source(
+        name=row.name,
+        ecosystem=row.ecosystem,
+        url=row.url.rstrip("/"),
+        priority=row.priority,
+        origin="database",
+        auth_type=row.auth_type,
+        username=row.username,
+        sealed_secret=row.secret_ciphertext,
+    )
+
+
+async def _load(settings: Settings, db: Database, ecosystem: str) -> list[Source]:
+    found: list[Source] = []
+    first = await settings_source(settings, ecosystem)
+    if first is not None:
+        found.append(first)
+    async with db.session() as session:
+        rows = await session.scalars(
+            select(UpstreamSource).where(
+                UpstreamSource.ecosystem == ecosystem, UpstreamSource.enabled.is_(True)
+            )
+        )
+        found.extend(source_from_row(r) for r in rows)
+    found.sort(key=lambda s: (s.priority, s.origin == "database", s.name))
+    return found
+
+
+async def effective_sources(
+    settings: Settings, db: Database, cache: Cache, ecosystem: str
+) -> list[Source]:
+    """The sources of ``ecosystem`` in the order they are asked."""
+    cached = await cache.get(Category.UPSTREAM_SOURCES, ecosystem, _EFFECTIVE)
+    if cached is not None:
+        try:
+            return [Source(**item) for item in json.loads(cached)]
+        except (ValueError, TypeError):
+            log.warning("ignoring a malformed cached upstream list for %s", ecosystem)
+    sources = await _load(settings, db, ecosystem)
+    payload = json.dumps([asdict(s) for s in sources]).encode()
+    await cache.set(Category.UPSTREAM_SOURCES, ecosystem, _EFFECTIVE, payload)
+    return sources
+
+
+async def invalidate(cache: Cache) -> None:
+    """Forget the cached lists (after any change to the sources)."""
+    await cache.clear(Category.UPSTREAM_SOURCES)
+
+
+def secret_box(app_state: Any) -> SecretBox | None:
+    key: bytes | None = getattr(app_state, "secret_key", None)
+    return SecretBox(key) if key else None
+
+
+async def upstream_status(app: Any) -> list[dict[str, Any]]:
+    """Every effective source of every ecosystem, for /health (no secrets)."""
+    state = app.state
+    result: list[dict[str, Any]] = []
+    for ecosystem in ECOSYSTEMS:
+        for source in await effective_sources(state.settings, state.db, state.cache, ecosystem):
+            result.append(
+                {
+                    "name": source.name,
+                    "ecosystem": ecosystem,
+                    "url": source.url,
+                    "priority": source.priority,
+                    "origin": source.origin,
+                    "offline": bool(state.settings.offline),
+                }
+            )
+    return result

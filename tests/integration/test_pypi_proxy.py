@@ -1,0 +1,298 @@
+"""The PyPI caching proxy against fake upstream indexes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from orchard.app import create_app
+from orchard.cache.base import Category
+from orchard.db.models import Artifact, CachedUrl
+from orchard.protocols.pypi import proxy_index
+from orchard.settings import Settings
+from orchard.upstream.context import upstream_context
+from tests.conftest import STACK
+from tests.fakes.pypi_upstream import FakeFile, FakePyPI
+from tests.pypi_proxy_support import HTML, count, file_url, page, publish
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePyPI]:
+    server = FakePyPI().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(stack_settings: Settings, fake: FakePyPI) -> Settings:
+    return stack_settings.model_copy(
+        update={"upstream_pypi_url": fake.url, "http_connect_timeout": 1.0,
+                "http_read_timeout": 1.0}
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+async def test_page_is_fetched_rewritten_and_cached(
+    client: httpx.AsyncClient, fake: FakePyPI, fmt: str
+) -> None:
+    fake.index.fmt = fmt
+    wheel = publish(fake, "tiny", "1.0", requires_python=">=3.8")
+    old = publish(fake, "tiny", "0.9", sidecar=False)
+    old.yanked = "broken"
+    r = await page(client, "tiny")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    files = {f["filename"]: f for f in doc["files"]}
+    assert set(files) == {wheel.filename, old.filename}
+    new = files[wheel.filename]
+    assert new["url"] == f"http://testserver/pypi/proxy/upstream/tiny/{wheel.filename}"
+    assert new["hashes"] == {"sha256": wheel.sha256}
+    assert new["requires-python"] == ">=3.8"
+    assert wheel.metadata is not None
+    assert new["core-metadata"] == {"sha256": hashlib.sha256(wheel.metadata).hexdigest()}
+    assert files[old.filename]["yanked"] == "broken"
+    assert files[old.filename]["core-metadata"] is False
+    assert sorted(doc["versions"]) == ["0.9", "1.0"]
+    html = await page(client, "tiny", accept=HTML)
+    assert f"/pypi/proxy/upstream/tiny/{wheel.filename}#sha256={wheel.sha256}" in html.text
+    assert fake.hits("/simple/tiny/") == 1  # the second and third were served from cache
+    assert "x-orchard-stale" not in r.headers
+    assert (await page(client, "absent")).status_code == 404
+
+
+async def test_file_is_fetched_once_stored_and_deduplicated(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20", "idna; extra == 'x'"))
+    url = await file_url(client, "tiny", wheel.filename)
+    first = await client.get(url)
+    assert first.status_code == 200
+    assert first.content == wheel.content
+    second = await client.get(url)
+    assert second.content == wheel.content
+    assert second.headers["etag"] == f'"{wheel.sha256}"'
+    ranged = await client.get(url, headers={"Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.content == wheel.content[:4]
+    assert fake.hits(f"/files/{wheel.filename}") == 1
+    assert await count(app, CachedUrl) == 1
+    # In the proxy project, and deduplicated with an upload of the same bytes.
+    listing = await client.get("/api/v1/project/proxy/packages/tiny/versions/1.0")
+    assert listing.status_code == 200, listing.text
+    assert [f["filename"] for f in listing.json()["files"]] == [wheel.filename]
+    await client.post("/api/v1/projects", json={"name": "team"})
+    put = await client.put(f"/api/v1/project/team/packages/x/versions/1/files/{wheel.filename}",
+                           content=wheel.content)
+    assert put.status_code in (200, 201)
+    detail = (await client.get(f"/api/v1/artifacts/{wheel.sha256}")).json()
+    assert detail["ref_count"] == 2
+    deps = {d["name"]: d for d in detail["dependencies"]}
+    assert set(deps) == {"attrs", "idna"}
+    assert deps["idna"]["kind"] == "optional"
+
+
+async def test_metadata_sidecar_only_when_the_upstream_offers_it(
+    client: httpx.AsyncClient, fake: FakePyPI
+) -> None:
+    with_meta = publish(fake, "tiny", "1.0")
+    without = publish(fake, "tiny", "2.0", sidecar=False)
+    url = await file_url(client, "tiny", with_meta.filename)
+    r = await client.get(url + ".metadata")
+    assert r.status_code == 200
+    assert r.content == with_meta.metadata
+    assert (await client.get(url + ".metadata")).content == with_meta.metadata
+    assert fake.hits(f"/files/{with_meta.filename}.metadata") == 1
+    other = await file_url(client, "tiny", without.filename)
+    assert (await client.get(other + ".metadata")).status_code == 404
+    assert fake.hits(f"/files/{without.filename}.metadata") == 0
+
+
+async def _nothing_stored(app: Any, *contents: bytes) -> None:
+    assert await count(app, CachedUrl) == 0
+    for content in contents:
+        sha = hashlib.sha256(content).hexdigest()
+        async with app.state.db.session() as session:
+            assert await session.get(Artifact, sha) is None
+        assert not await app.state.storage.exists(sha)
+
+
+async def test_corrupted_upstream_file_is_refused_and_nothing_is_kept(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0")
+    fake.index.corrupt.add(wheel.filename)
+    url = await file_url(client, "tiny", wheel.filename)
+    r = await client.get(url)
+    assert r.status_code == 502
+    assert "sha256" in r.json()["error"]["message"]
+    corrupted = wheel.content[:-1] + bytes([wheel.content[-1] ^ 0xFF])
+    await _nothing_stored(app, wheel.content, corrupted)
+    fake.index.corrupt.clear()  # repaired upstream: fetched again, now kept
+    assert (await client.get(url)).content == wheel.content
+
+
+async def test_large_corrupted_file_aborts_the_stream(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    content = os.urandom(3 * 1024 * 1024)
+    f = fake.index.add("big", FakeFile("big-1.0.tar.gz", content))
+    fake.index.corrupt.add(f.filename)
+    url = await file_url(client, "big", f.filename)
+    received = b""
+    with pytest.raises(Exception):  # noqa: B017 - the stream is cut, not completed
+        async with client.stream("GET", url) as r:
+            assert r.status_code == 200
+            async for chunk in r.aiter_bytes():
+                received += chunk
+    assert len(received) < len(content)  # never a complete body
+    await _nothing_stored(app, content)
+
+
+async def test_large_file_streams_through_and_is_kept(
+    client: httpx.AsyncClient, fake: FakePyPI
+) -> None:
+    content = os.urandom(3 * 1024 * 1024 + 5)
+    f = fake.index.add("big", FakeFile("big-1.0.tar.gz", content))
+    url = await file_url(client, "big", f.filename)
+    r = await client.get(url)
+    assert r.status_code == 200 and r.content == content
+    assert r.headers["content-length"] == str(len(content))
+    again = await client.get(url)
+    assert again.content == content and "etag" in again.headers
+    assert fake.hits(f"/files/{f.filename}") == 1
+
+
+@pytest.mark.parametrize("failure", ["down", "5xx", "slow"])
+async def test_failing_upstream_serves_the_stale_page_and_cached_files(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI, failure: str
+) -> None:
+    wheel = publish(fake, "tiny", "1.0")
+    url = await file_url(client, "tiny", wheel.filename)
+    assert (await client.get(url)).status_code == 200
+    if failure == "down":
+        fake.stop()
+    elif failure == "5xx":
+        fake.index.status = 503
+    else:
+        fake.index.delay = 2.5  # past the 1 s read timeout
+    await proxy_index.expire(upstream_context(app), "tiny")  # the TTL ends
+    r = await page(client, "tiny")
+    assert r.status_code == 200
+    assert r.headers["x-orchard-stale"] == "1"
+    assert [f["filename"] for f in r.json()["files"]] == [wheel.filename]
+    assert (await client.get(url)).content == wheel.content
+    assert (await page(client, "never-seen")).status_code == 502
+    await app.state.cache.clear(Category.PACKAGE_INDEX)  # the cached page is lost too
+    r = await page(client, "tiny")
+    assert r.status_code == 200 and r.headers["x-orchard-stale"] == "1"
+    (only,) = r.json()["files"]  # rebuilt from the stored files
+    assert only["url"] == url and only["hashes"] == {"sha256": wheel.sha256}
+    assert (await client.get(url)).content == wheel.content
+
+
+async def test_revalidation_sends_the_etag(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    publish(fake, "tiny", "1.0")
+    assert (await page(client, "tiny")).status_code == 200
+    await proxy_index.expire(upstream_context(app), "tiny")
+    r = await page(client, "tiny")
+    assert r.status_code == 200 and "x-orchard-stale" not in r.headers
+    assert fake.hits("/simple/tiny/") == 2
+    assert "if-none-match" in fake.index.headers["/simple/tiny/"]
+    publish(fake, "tiny", "2.0")  # the page changes: the next revalidation gets it
+    await proxy_index.expire(upstream_context(app), "tiny")
+    assert len((await page(client, "tiny")).json()["files"]) == 2
+
+
+async def test_offline_serves_only_the_cache(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    cached = publish(fake, "tiny", "1.0")
+    uncached = publish(fake, "tiny", "2.0")
+    publish(fake, "other", "1.0")
+    url = await file_url(client, "tiny", cached.filename)
+    assert (await client.get(url)).status_code == 200
+    fake.reset()
+    app.state.settings.offline = True
+    try:
+        assert (await page(client, "tiny")).status_code == 200
+        assert (await client.get(url)).content == cached.content
+        missing = url.replace(cached.filename, uncached.filename)
+        assert (await client.get(missing)).status_code == 404
+        assert (await page(client, "other")).status_code == 404
+        assert sum(fake.index.hits.values()) == 0
+    finally:
+        app.state.settings.offline = False
+
+
+async def test_unlisted_file_forces_one_refresh(
+    client: httpx.AsyncClient, fake: FakePyPI
+) -> None:
+    first = publish(fake, "tiny", "1.0")
+    url = await file_url(client, "tiny", first.filename)
+    newer = publish(fake, "tiny", "2.0")
+    r = await client.get(url.replace(first.filename, newer.filename))
+    assert r.status_code == 200 and r.content == newer.content
+    assert fake.hits("/simple/tiny/") == 2
+    bogus = await client.get(url.replace(first.filename, "tiny-9.9-py3-none-any.whl"))
+    assert bogus.status_code == 404
+    assert fake.hits("/simple/tiny/") == 3
+    assert (await client.get("/pypi/proxy/upstream/tiny/x/y")).status_code == 404
+
+
+async def test_fifty_concurrent_requests_fetch_once(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0")
+    fake.index.delay = 0.3
+    url = f"/pypi/proxy/upstream/tiny/{wheel.filename}"
+    responses = await asyncio.gather(*(client.get(url) for _ in range(50)))
+    assert [r.status_code for r in responses] == [200] * 50
+    assert all(r.content == wheel.content for r in responses)
+    assert fake.hits(f"/files/{wheel.filename}") == 1
+    assert fake.hits("/simple/tiny/") == 1
+    assert await count(app, CachedUrl) == 1
+
+
+async def test_project_with_upstream_serves_upstream_pages(
+    client: httpx.AsyncClient, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0")
+    await client.post("/api/v1/projects", json={"name": "team"})
+    await client.post("/api/v1/projects", json={"name": "closed", "upstream": False})
+    url = await file_url(client, "tiny", wheel.filename, project="team")
+    assert url.startswith("http://testserver/pypi/team/upstream/tiny/")
+    assert (await client.get(url)).content == wheel.content
+    assert (await page(client, "tiny", project="closed")).status_code == 404
+    assert (await client.get(url.replace("/team/", "/closed/"))).status_code == 404
+    listing = await client.get("/api/v1/project/proxy/packages/tiny/versions/1.0")
+    assert listing.status_code == 200  # cached files live in the proxy project
+
+
+@pytest.mark.skipif(STACK != "production", reason="replicas share Redis on the production stack")
+async def test_two_replicas_fetch_a_file_once(
+    app: Any, settings: Settings, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0")
+    fake.index.delay = 0.5
+    url = f"/pypi/proxy/upstream/tiny/{wheel.filename}"
+    other = create_app(settings)
+    async with other.router.lifespan_context(other):
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
+                                     base_url="http://testserver") for a in (app, other)]
+        try:
+            responses = await asyncio.gather(*(c.get(url) for c in clients for _ in range(10)))
+        finally:
+            for c in clients:
+                await c.aclose()
+    assert [r.status_code for r in responses] == [200] * 20
+    assert all(r.content == wheel.content for r in responses)
+    assert fake.hits(f"/files/{wheel.filename}") == 1

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from orchard import __version__
 from orchard.errors import OrchardError
 from orchard.metrics import CACHE_REQUESTS, REGISTRY
+from orchard.upstream.sources import upstream_status
 
 router = APIRouter(tags=["health"])
 
@@ -51,8 +52,13 @@ async def health(request: Request) -> JSONResponse:
         if core_ok and cache["status"] == "up"
         else ("degraded" if core_ok else "unhealthy")
     )
+    try:
+        upstreams: list[dict[str, Any]] | str = await upstream_status(request.app)
+    except Exception as exc:  # the database may be the thing that is down
+        upstreams = f"unavailable: {exc.__class__.__name__}"
     body = {
         "status": status,
+        "upstreams": upstreams,
         "version": __version__,
         "database": database,
         "storage": storage,

@@ -82,6 +82,11 @@ class RedisCache:
         )
         self._redis = Redis(connection_pool=self._pool)
 
+    @property
+    def client(self) -> Redis:
+        """The underlying client, for cross-replica locks (upstream/fetch.py)."""
+        return self._redis
+
     # The Cache role ----------------------------------------------------------
 
     async def get(self, category: Category, protocol: str, identifier: str) -> bytes | None:

@@ -74,7 +74,7 @@ def redis_client(cache: Any) -> Any | None:
     """The Redis client behind the cache, when the cache is Redis."""
     if getattr(cache, "backend", None) != "redis":
         return None
-    return getattr(cache, "_redis", None)
+    return getattr(cache, "client", None)
 
 
 class ReplicaLock:

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
 from sqlalchemy import select
@@ -147,10 +147,21 @@ async def upstream_status(app: Any) -> list[dict[str, Any]]:
                 {
                     "name": source.name,
                     "ecosystem": ecosystem,
-                    "url": source.url,
+                    "url": _without_userinfo(source.url),
                     "priority": source.priority,
                     "origin": source.origin,
                     "offline": bool(state.settings.offline),
                 }
             )
     return result
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL safe to show: credentials a pip config may carry are removed."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

@@ -138,6 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Protocol routes first: the hot path of pip and uv should not walk the
+    # whole REST API's route table on every request.
+    app.include_router(pypi_router)
     for module in (
         projects,
         packages,
@@ -154,7 +157,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
-    app.include_router(pypi_router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
     ui.install(app)  # last: the web UI's catch-all never shadows a route
     return app

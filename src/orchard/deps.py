@@ -14,22 +14,22 @@ from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_storage(request: Request) -> ArtifactStore:
+async def get_storage(request: Request) -> ArtifactStore:
     storage: ArtifactStore = request.app.state.storage
     return storage
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     cache: Cache = request.app.state.cache
     return cache
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -39,11 +39,13 @@ from orchard.api.errors import install as install_error_handlers
 from orchard.auth.keys import secret_key
 from orchard.auth.users import ensure_first_admin
 from orchard.cache import create_cache
+from orchard.cache.near import NearCache
 from orchard.core import uploads as upload_sessions
 from orchard.core.bootstrap import ensure_builtin_projects
 from orchard.db.session import Database
 from orchard.errors import ConfigurationError, OrchardError
 from orchard.metrics import MetricsMiddleware
+from orchard.protocols.hotpath import HotPath
 from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
@@ -86,6 +88,9 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
     if settings.redis_url and not (await app.state.cache.status()).get("connected"):
         log.warning("Redis at ORCHARD_REDIS_URL is unreachable; serving without the cache")
     app.state.http = create_http_client(settings)
+    client = getattr(app.state.cache, "client", None)
+    if client is not None:  # Redis: writes on any replica drop every replica's near cache
+        app.state.near.start_listener(client)
 
 
 @asynccontextmanager
@@ -118,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         expiry.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await expiry
+        await app.state.near.close()
         await app.state.http.aclose()
         await app.state.cache.close()
         await app.state.storage.close()
@@ -137,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.near = NearCache(settings.cache_ttl_local, settings.cache_local_max_bytes)
     install_error_handlers(app)
     # Protocol routes first: the hot path of pip and uv should not walk the
     # whole REST API's route table on every request.
@@ -158,6 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
+    # Outermost: warm anonymous protocol GETs never reach routing or the database.
+    app.add_middleware(HotPath, near=app.state.near)
     ui.install(app)  # last: the web UI's catch-all never shadows a route
     return app
 

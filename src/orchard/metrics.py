@@ -68,7 +68,7 @@ def carries_a_file(method: str, path: str) -> bool:
 _iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
 
 
-class _RouteTemplates:
+class RouteTemplates:
     """Full path templates (with include_router prefixes) of an app's routes.
 
     Since FastAPI 0.137 ``scope["route"]`` is the route as declared in its
@@ -122,7 +122,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
         self.max_body = max_body
-        self.routes = _RouteTemplates()
+        self.routes = RouteTemplates()
 
     def _limit(self, method: str, path: str) -> int:
         return self.max_body if carries_a_file(method, path) else SMALL_BODY_LIMIT

@@ -39,6 +39,8 @@ async def health(request: Request) -> JSONResponse:
     cache["status"] = "up" if cache.get("connected") else "down"
     cache["hits"] = state.cache.stats.hits
     cache["misses"] = state.cache.stats.misses
+    near = state.near
+    cache["near"] = {"entries": len(near), "hits": near.hits, "ttl": near.ttl}
     settings = state.settings
     pool = {
         "max_connections": settings.http_max_connections,

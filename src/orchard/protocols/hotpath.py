@@ -1,0 +1,155 @@
+"""The hot path: anonymous protocol GETs answered from the near cache.
+
+An ASGI layer in front of the whole application (see ``cache/near.py`` for
+what is kept and for how long). For an anonymous ``GET``/``HEAD`` under a
+protocol prefix it looks the request up by path, query, ``Accept`` and
+``Host`` (pages carry absolute links); a hit is answered right here, a 304
+when ``If-None-Match`` matches, without routing, database or rendering. A
+miss goes through the application, and a plain ``200`` answer (a page body,
+or a file handed to the server by path) is kept for the next request. Range
+and other conditional requests, answers marked stale and everything with
+credentials always go through the application. A file's path stays valid
+while it is kept: blobs are only deleted by gc, after their last reference
+was deleted (a write, which drops the cache) and a grace period far longer
+than ``ORCHARD_CACHE_TTL_LOCAL``.
+
+Any other method is a write: when it has been answered, the near cache of
+this process (and, through Redis, of every replica) is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
+from orchard.metrics import LATENCY, REQUESTS, RouteTemplates
+
+PREFIXES = ("/pypi/", "/npm/", "/go/")
+READS = frozenset({"GET", "HEAD"})
+PASSIVE = frozenset({"GET", "HEAD", "OPTIONS"})
+# Request headers that make an answer depend on more than the URL.
+_CONDITIONAL = frozenset(
+    {b"range", b"if-range", b"if-modified-since", b"if-match", b"if-unmodified-since"}
+)
+_SESSION = b"orchard_session="
+_NOT_IN_304 = frozenset({b"content-length", b"content-type"})
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    bare = etag.strip(b'"')
+    for tag in header.split(b","):
+        tag = tag.strip()
+        if tag.startswith(b"W/"):
+            tag = tag[2:]
+        tag = tag.strip(b'"')
+        if tag == bare or tag == b"*":
+            return True
+    return False
+
+
+class HotPath:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp, near: NearCache) -> None:
+        self.app = app
+        self.near = near
+        self.routes = RouteTemplates()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.near.enabled:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in READS:
+            await self.app(scope, receive, send)
+            if method not in PASSIVE:
+                await self.near.invalidate()
+            return
+        path: str = scope["path"]
+        if not path.startswith(PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        accept = host = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value
+            elif name == b"host":
+                host = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif (
+                name == b"authorization"
+                or name in _CONDITIONAL
+                or (name == b"cookie" and _SESSION in value)
+            ):
+                await self.app(scope, receive, send)
+                return
+        key = (path, scope["query_string"], accept, host, scope["scheme"], scope["root_path"])
+        answer = self.near.get(key)
+        if answer is None:
+            await self._through(key, scope, receive, send)
+            return
+        started = time.perf_counter()
+        if if_none_match is not None and answer.etag and _etag_matches(if_none_match, answer.etag):
+            status = 304
+            headers = [(k, v) for k, v in answer.headers if k not in _NOT_IN_304]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            status = 200
+            await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
+            if method == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+            elif answer.path is not None:
+                await send({"type": "http.response.pathsend", "path": answer.path})
+            else:
+                await send({"type": "http.response.body", "body": answer.body})
+        REQUESTS.labels(method, answer.route, str(status)).inc()
+        LATENCY.labels(method, answer.route).observe(time.perf_counter() - started)
+
+    async def _through(self, key: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer through the application and keep a plain 200 answer."""
+        generation = self.near.generation
+        keep = scope["method"] == "GET"
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+        path: str | None = None
+
+        async def capture(message: Message) -> None:
+            nonlocal keep, start, path, size
+            if keep:
+                kind = message["type"]
+                if kind == "http.response.start":
+                    start = message
+                    keep = message["status"] == 200 and _keepable(message.get("headers", ()))
+                elif kind == "http.response.body":
+                    body = message.get("body", b"")
+                    size += len(body)
+                    chunks.append(body)
+                    if size > MAX_ENTRY_BYTES:
+                        keep = False
+                        chunks.clear()
+                elif kind == "http.response.pathsend":
+                    path = message["path"]
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if not keep or start is None:
+            return
+        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        route = self.routes.label(scope)
+        if path is not None:
+            self.near.put(key, generation, headers, path=path, route=route)
+        elif chunks and not any(k == b"content-disposition" for k, _ in headers):
+            # A page; a file streamed through Python (upstream tee, S3) is not
+            # held in memory: its next answer comes from storage, by path.
+            self.near.put(key, generation, headers, body=b"".join(chunks), route=route)
+
+
+def _keepable(headers: Any) -> bool:
+    """Not a stale page (retry soon) and nothing per client (cookies)."""
+    return not any(k in (b"x-orchard-stale", b"set-cookie") for k, _ in headers)

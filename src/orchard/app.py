@@ -54,6 +54,7 @@ from orchard.upstream.client import create_http_client
 log = logging.getLogger("orchard.app")
 
 EXPIRY_INTERVAL = 600.0
+NEAR_STAMP = ".near-cache-stamp"  # touched on writes; see cache/near.py
 
 
 async def _expire_uploads_forever(app: FastAPI) -> None:
@@ -143,7 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.near = NearCache(settings.cache_ttl_local, settings.cache_local_max_bytes)
+    app.state.near = NearCache(
+        settings.cache_ttl_local,
+        settings.cache_local_max_bytes,
+        stamp=settings.data_dir / NEAR_STAMP,
+    )
     install_error_handlers(app)
     # Protocol routes first: the hot path of pip and uv should not walk the
     # whole REST API's route table on every request.

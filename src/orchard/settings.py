@@ -130,12 +130,12 @@ class Settings(BaseSettings):
     cache_ttl_versions: int = Field(300, description="ORCHARD_CACHE_TTL_VERSIONS")
     cache_ttl_upstream: int = Field(3600, description="ORCHARD_CACHE_TTL_UPSTREAM")
     cache_ttl_local: float = Field(
-        2.0,
+        30.0,
         ge=0,
         description=(
             "ORCHARD_CACHE_TTL_LOCAL: seconds an anonymous protocol answer (index page, file"
             " location) is kept ready in this process's memory; every write through this"
-            " server (and, with Redis, through any replica) drops them at once. 0 disables."
+            " server (its workers, and with Redis any replica) drops them at once. 0 disables."
         ),
     )
     cache_local_max_bytes: int = Field(

@@ -13,10 +13,13 @@ generation and drops every entry at once, and an answer computed while a
 write happened is not kept (it may predate the write). With Redis, every
 write is also published on ``orchard:invalidate`` and each replica's
 listener drops its entries, so a yank, an upload or a project turned private
-shows at once on all replicas. Without Redis (or while Redis is down), the
-TTL bounds how long another process can answer from its copy. Answers with
-credentials are never cached: permissions are checked against the database
-on every authenticated request.
+shows at once on all replicas. Worker processes of one server (``serve
+--workers N``) also share a stamp file in the data directory: a write
+touches it, and each process looks at it at most every ``STAMP_INTERVAL``
+seconds. Only when both are out of reach (replicas without Redis, or Redis
+down) does the TTL alone bound how long another process answers from its
+copy. Answers with credentials are never cached: permissions are checked
+against the database on every authenticated request.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("orchard.cache")
@@ -34,6 +39,7 @@ CHANNEL = "orchard:invalidate"
 RETRY = 2.0  # seconds between attempts to (re)subscribe
 MAX_ENTRY_BYTES = 2 * 1024 * 1024  # bigger pages are not worth holding
 ENTRY_OVERHEAD = 512  # bytes counted per entry besides its body
+STAMP_INTERVAL = 0.1  # seconds between looks at the stamp file
 
 
 @dataclass(slots=True)
@@ -52,9 +58,12 @@ class Answer:
 class NearCache:
     """See the module docstring."""
 
-    def __init__(self, ttl: float, max_bytes: int) -> None:
+    def __init__(self, ttl: float, max_bytes: int, stamp: Path | None = None) -> None:
         self.ttl = ttl
         self.max_bytes = max_bytes
+        self.stamp = stamp
+        self._stamp_seen: int | None = self._read_stamp()
+        self._stamp_due = 0.0
         self.generation = 0
         self.hits = 0
         self._entries: dict[Any, Answer] = {}
@@ -69,11 +78,30 @@ class NearCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _read_stamp(self) -> int | None:
+        if self.stamp is None:
+            return None
+        try:
+            return os.stat(self.stamp).st_mtime_ns
+        except OSError:
+            return None
+
+    def _check_stamp(self, now: float) -> None:
+        """Another process of this server wrote: forget everything."""
+        self._stamp_due = now + STAMP_INTERVAL
+        seen = self._read_stamp()
+        if seen != self._stamp_seen:
+            self._stamp_seen = seen
+            self.clear()
+
     def get(self, key: Any) -> Answer | None:
+        now = time.monotonic()
+        if self.stamp is not None and now >= self._stamp_due:
+            self._check_stamp(now)
         answer = self._entries.get(key)
         if answer is None:
             return None
-        if answer.expires < time.monotonic():
+        if answer.expires < now:
             self._drop(key)
             return None
         self.hits += 1
@@ -116,8 +144,13 @@ class NearCache:
         self._bytes = 0
 
     async def invalidate(self) -> None:
-        """A write happened: forget everything here and tell the other replicas."""
+        """A write happened: forget everything here and tell the other processes."""
         self.clear()
+        if self.stamp is not None:
+            try:
+                await asyncio.to_thread(_touch, self.stamp)
+            except OSError as exc:
+                log.warning("cannot touch the near-cache stamp %s: %s", self.stamp, exc)
         if self._publish is not None:
             try:
                 await self._publish()
@@ -163,3 +196,12 @@ class NearCache:
                 await self._listener
             self._listener = None
         self._publish = None
+
+
+def _touch(path: Path) -> None:
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now))
+    except FileNotFoundError:
+        path.touch()
+        os.utime(path, ns=(now, now))

@@ -33,8 +33,9 @@ die() { log "ERROR: $*"; exit 1; }
 
 # pip with this machine's pip configuration ignored (it adds find-links, extra indexes and a
 # constraints file): installs and the corpus come from pip's default index, nothing else.
+# Bounded by BENCH_PIP_TIMEOUT seconds (900).
 isolated_pip() {
-    env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT -u PIP_REQUIREMENT \
+    timeout "${BENCH_PIP_TIMEOUT:-900}" env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT -u PIP_REQUIREMENT \
         PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CACHE_DIR=/tmp/bench-pip-cache \
         "$PY" -m pip "$@"
 }
@@ -51,10 +52,10 @@ ensure_apt() { # ensure_apt CMD PKG... : apt-get install PKG... unless CMD is on
 ensure_venv() {
     if [ ! -x "$PY" ]; then
         log "creating venv $VENV"
-        python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
+        timeout 300 python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
     fi
     if [ "$("$PY" -m pip --version | awk '{print $2}')" != "$PIP_VERSION" ]; then
-        timeout 300 isolated_pip install -q "pip==$PIP_VERSION" >&2 || die "pip upgrade"
+        isolated_pip install -q "pip==$PIP_VERSION" >&2 || die "pip upgrade"
     fi
 }
 
@@ -72,7 +73,7 @@ except Exception:
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     log "pip install ${missing[*]}"
-    timeout 600 isolated_pip install -q "${missing[@]}" >&2 || die "pip install ${missing[*]}"
+    isolated_pip install -q "${missing[@]}" >&2 || die "pip install ${missing[*]}"
 }
 
 # venv_version DIST : the installed version in the venv (for the report)
@@ -88,7 +89,7 @@ ensure_wheels() {
     if [ "$have" -ne "$want" ]; then
         log "downloading the $want pinned wheels into $WHEELS (have $have)"
         mkdir -p "$WHEELS"
-        timeout 900 isolated_pip download -q --no-deps --only-binary=:all: --progress-bar off \
+        isolated_pip download -q --no-deps --only-binary=:all: --progress-bar off \
             -d "$WHEELS" -r "$BENCH_DIR/pins.txt" >&2 || die "pip download of the pinned wheels failed"
     fi
 }

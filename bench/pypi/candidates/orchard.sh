@@ -1,8 +1,9 @@
 # orchard: this checkout's `orchard serve` (ORCHARD_BIN, default <repo>/.venv/bin/orchard) with an empty
 # data directory (SQLite, blobs on disk, in-process cache: the embedded default) proxying the local
 # upstream, on 127.0.0.1:$ORCHARD_PORT; measured at /pypi/simple/.  The caller's other ORCHARD_* variables
-# pass through (e.g. to try a setting); ORCHARD_LOG_LEVEL defaults to WARNING.  It runs in $STATE, so no
-# orchard.toml of the caller's working directory is read.
+# pass through (e.g. to try a setting; ORCHARD_LOG_LEVEL defaults to WARNING) except those that would swap
+# the embedded default for other backends (ORCHARD_DATABASE_URL, _STORAGE_URL, _REDIS_URL, _CONFIG_FILE).
+# It runs in $STATE, so no orchard.toml of the caller's working directory is read.
 #   ORCHARD_CMD  optional: another start command (runs via `bash -c "exec $ORCHARD_CMD"` in $STATE; it sees
 #                BENCH_PORT, BENCH_STATE, BENCH_UPSTREAM, BENCH_WHEELS)
 #   ORCHARD_URL  optional: its index URL (default http://127.0.0.1:$ORCHARD_PORT/pypi/simple/)
@@ -13,7 +14,8 @@ cand_install() {
         { log "orchard not found: $ORCHARD_BIN (make setup, or set ORCHARD_BIN)"; return 1; }
 }
 cand_start() {
-    local cmd=${ORCHARD_CMD:-'"$ORCHARD_BIN" serve --host 127.0.0.1 --port "$BENCH_PORT"'}
+    local cmd=${ORCHARD_CMD:-'env -u ORCHARD_DATABASE_URL -u ORCHARD_STORAGE_URL -u ORCHARD_REDIS_URL \
+        -u ORCHARD_CONFIG_FILE "$ORCHARD_BIN" serve --host 127.0.0.1 --port "$BENCH_PORT"'}
     (
         cd "$STATE" || exit 1
         ORCHARD_BIN=$ORCHARD_BIN BENCH_PORT=$ORCHARD_PORT BENCH_STATE=$STATE BENCH_UPSTREAM=$UPSTREAM_URL \

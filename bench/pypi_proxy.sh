@@ -3,7 +3,7 @@
 # and nginx (static, the limit), all against one local upstream of ~25 real packages, in one run.
 #
 #   bash bench/pypi_proxy.sh                 # 3 reps x 10 s per wrk run (~9 min)
-#   bash bench/pypi_proxy.sh --quick         # 1 rep x 3 s (~2 min with `nginx` only)
+#   bash bench/pypi_proxy.sh --quick         # 1 rep x 3 s (about a minute with `nginx` only)
 #   bash bench/pypi_proxy.sh proxpi          # only the named peers (+ orchard, + nginx always)
 #   bash bench/pypi_proxy.sh --out FILE      # write the report to FILE instead of bench/results-pypi-proxy.md
 #

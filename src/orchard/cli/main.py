@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -29,27 +30,17 @@ def serve(
     dev: bool = typer.Option(False, "--dev", help="development mode: seed example data"),
 ) -> None:
     """Migrate the database, then serve HTTP (granian, ASGI)."""
-    from granian.constants import Interfaces
-    from granian.server import Server
-
-    from orchard.settings import Settings
-
     if dev:
         os.environ["ORCHARD_DEV"] = "true"
     settings = ops.load_settings()
     ops.migrate(settings)
     typer.echo(f"Orchard listening on http://{host}:{port} (data: {settings.data_dir})", err=True)
-    Server(
-        "orchard.app:app_from_env",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
-        respawn_failed_workers=False,
-    ).serve()
-    _ = Settings
+    # Become the lean server process (orchard.server): same PID, but without
+    # this command's typer, rich, Alembic and migration state in memory.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    args = ["--host", host, "--port", str(port), "--workers", str(workers)]
+    os.execv(sys.executable, [sys.executable, "-m", "orchard.server", *args])
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,104 @@
+"""The HTTP server process that ``orchard serve`` becomes.
+
+``orchard serve`` loads the settings and migrates the database, then replaces
+itself (``os.execv``, same PID) with ``python -m orchard.server``, so that
+the process left serving never holds typer, rich or Alembic.
+
+With one worker (the default) granian runs in this very process: no
+supervisor beside the worker, one copy of the application in memory. With
+``--workers N`` granian's supervisor stays as light as this module (it never
+imports the application) and forks N workers that each build it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+# Modules that libraries import only to offer something a server never uses,
+# each guarded by an ``except ImportError`` there: httpx's command-line client
+# (pulls in click, rich and pygments) and pydantic's v1 compatibility layer,
+# which FastAPI probes for on every route. Together about 6 MB per process.
+UNUSED_MODULES = ("httpx._main", "pydantic.v1")
+
+APP_FACTORY = "orchard.server:create_app"
+
+
+def skip_unused_modules() -> None:
+    for name in UNUSED_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def create_app() -> Any:
+    """The ASGI application, for granian's ``factory`` loading."""
+    skip_unused_modules()
+    from orchard.app import app_from_env
+
+    return app_from_env()
+
+
+class _DropExperimentalNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "experimental" not in record.getMessage()
+
+
+def _configure_granian_logging() -> None:
+    from granian.log import LogLevels, configure_logging
+
+    configure_logging(LogLevels.info)
+    logging.getLogger("_granian").addFilter(_DropExperimentalNotice())
+
+
+async def _serve_here(options: dict[str, Any]) -> int:
+    """One worker: granian's embedded server on this process's event loop."""
+    from granian.errors import FatalError
+    from granian.server.embed import Server
+
+    server = Server(create_app, factory=True, **options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
+    try:
+        await server.serve()
+    except FatalError:  # the application's start-up failed; granian logged why
+        return 1
+    return 0
+
+
+def serve(host: str, port: int, workers: int = 1) -> int:
+    """Serve Orchard on ``host:port``; returns the process exit code."""
+    from granian.constants import Interfaces
+
+    options: dict[str, Any] = {
+        "address": host,
+        "port": port,
+        "interface": Interfaces.ASGI,
+        "log_access": False,
+    }
+    _configure_granian_logging()
+    if workers <= 1:
+        return asyncio.run(_serve_here(options))
+    from granian.server import Server
+
+    skip_unused_modules()  # inherited by forked workers
+    Server(
+        APP_FACTORY, factory=True, workers=workers, respawn_failed_workers=False, **options
+    ).serve()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orchard.server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    return serve(args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,7 +52,8 @@ class Answer:
     etag: bytes | None
     route: str  # the route template, for metrics
     expires: float
-    size: int
+    size: int  # what it costs here
+    length: int  # bytes sent (Content-Length)
 
 
 class NearCache:
@@ -124,12 +125,14 @@ class NearCache:
         if size > MAX_ENTRY_BYTES or size > self.max_bytes:
             return
         etag = next((v for k, v in headers if k == b"etag"), None)
+        declared = next((v for k, v in headers if k == b"content-length"), b"")
+        length = int(declared) if declared.isdigit() else len(body or b"")
         if key in self._entries:
             self._drop(key)
         while self._entries and self._bytes + size > self.max_bytes:
             self._drop(next(iter(self._entries)))
         expires = time.monotonic() + self.ttl
-        self._entries[key] = Answer(headers, body, path, etag, route, expires, size)
+        self._entries[key] = Answer(headers, body, path, etag, route, expires, size, length)
         self._bytes += size
 
     def _drop(self, key: Any) -> None:

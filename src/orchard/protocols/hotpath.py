@@ -25,7 +25,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
-from orchard.metrics import LATENCY, REQUESTS, RouteTemplates
+from orchard.metrics import BYTES_OUT, LATENCY, REQUESTS, RouteTemplates
 
 PREFIXES = ("/pypi/", "/npm/", "/go/")
 READS = frozenset({"GET", "HEAD"})
@@ -105,6 +105,7 @@ class HotPath:
                 await send({"type": "http.response.body", "body": b""})
             elif answer.path is not None:
                 await send({"type": "http.response.pathsend", "path": answer.path})
+                BYTES_OUT.inc(answer.length)
             else:
                 await send({"type": "http.response.body", "body": answer.body})
         REQUESTS.labels(method, answer.route, str(status)).inc()

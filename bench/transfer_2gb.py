@@ -396,8 +396,15 @@ def run(args: argparse.Namespace) -> int:
             sampler.phase = "upload"
             started = time.perf_counter()
             body = put_file(http, source, size, sha256, "1")
-            rows.append(Row("upload PUT (new bytes)", time.perf_counter() - started, size, "upload",
-                            {"deduplicated": body.get("deduplicated")}))
+            rows.append(
+                Row(
+                    "upload PUT (new bytes)",
+                    time.perf_counter() - started,
+                    size,
+                    "upload",
+                    {"deduplicated": body.get("deduplicated")},
+                )
+            )
             sampler.phase = "idle"
             sync()
 
@@ -406,8 +413,9 @@ def run(args: argparse.Namespace) -> int:
             sampler.phase = "download"
             started = time.perf_counter()
             received = get_file(http, "1", target)
-            rows.append(Row("download GET -> file", time.perf_counter() - started, received,
-                            "download"))
+            rows.append(
+                Row("download GET -> file", time.perf_counter() - started, received, "download")
+            )
             sampler.phase = "idle"
             got = sha256_of(target)
             target.unlink()
@@ -423,12 +431,26 @@ def run(args: argparse.Namespace) -> int:
                 sampler.phase = "download-curl"
                 started = time.perf_counter()
                 subprocess.run(
-                    [curl, "--silent", "--show-error", "--fail", "--output", str(target),
-                     server.url + file_path("1")],
-                    check=True, timeout=args.timeout,
+                    [
+                        curl,
+                        "--silent",
+                        "--show-error",
+                        "--fail",
+                        "--output",
+                        str(target),
+                        server.url + file_path("1"),
+                    ],
+                    check=True,
+                    timeout=args.timeout,
                 )
-                rows.append(Row("download GET -> file, curl", time.perf_counter() - started,
-                                target.stat().st_size, "download-curl"))
+                rows.append(
+                    Row(
+                        "download GET -> file, curl",
+                        time.perf_counter() - started,
+                        target.stat().st_size,
+                        "download-curl",
+                    )
+                )
                 sampler.phase = "idle"
                 got = sha256_of(target)
                 target.unlink()
@@ -440,8 +462,15 @@ def run(args: argparse.Namespace) -> int:
             sampler.phase = "dedup"
             started = time.perf_counter()
             body = put_file(http, source, size, sha256, "2")
-            rows.append(Row("upload PUT (dedup)", time.perf_counter() - started, size, "dedup",
-                            {"deduplicated": body.get("deduplicated")}))
+            rows.append(
+                Row(
+                    "upload PUT (dedup)",
+                    time.perf_counter() - started,
+                    size,
+                    "dedup",
+                    {"deduplicated": body.get("deduplicated")},
+                )
+            )
             sampler.phase = "idle"
             if not body.get("deduplicated"):
                 raise BenchError("the second upload of the same bytes was not deduplicated")
@@ -462,8 +491,10 @@ def report(
     cp = rows[0]
     limit = args.rss_limit_mb
     print()
-    print(f"Orchard transfer benchmark: {args.size_mb} MiB ({rows[0].size / MB:.0f} MB) "
-          f"of random bytes, embedded default, {os.cpu_count()} CPUs")
+    print(
+        f"Orchard transfer benchmark: {args.size_mb} MiB ({rows[0].size / MB:.0f} MB) "
+        f"of random bytes, embedded default, {os.cpu_count()} CPUs"
+    )
     header = f"{'operation':<28} {'seconds':>8} {'MB/s':>8} {'vs cp':>7} {'peak RSS +MB':>13}"
     print(header)
     print("-" * len(header))
@@ -472,28 +503,39 @@ def report(
         growth = "-"
         if row.phase is not None:
             growth = f"{(sampler.peaks.get(row.phase, baseline) - baseline) / MB:.1f}"
-        print(f"{row.operation:<28} {row.seconds:>8.2f} {row.mb_per_s:>8.0f} "
-              f"{ratio:>6.2f}x {growth:>13}")
+        print(
+            f"{row.operation:<28} {row.seconds:>8.2f} {row.mb_per_s:>8.0f} "
+            f"{ratio:>6.2f}x {growth:>13}"
+        )
     peak = max(sampler.peaks.values(), default=baseline)
     growth_mb = (peak - baseline) / MB
     verdict = "PASS" if growth_mb <= limit else "FAIL"
     print()
-    print(f"server RSS (all {sampler.max_processes} processes): baseline {baseline / MB:.1f} MB, "
-          f"peak {peak / MB:.1f} MB, {sampler.samples} samples every 0.1 s")
+    print(
+        f"server RSS (all {sampler.max_processes} processes): baseline {baseline / MB:.1f} MB, "
+        f"peak {peak / MB:.1f} MB, {sampler.samples} samples every 0.1 s"
+    )
     print(f"peak RSS growth: {growth_mb:.1f} MB (limit {limit} MB): {verdict}")
     print("vs cp = throughput relative to cp (higher is better); MB = 10^6 bytes")
     if args.json:
         result = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
             "size_bytes": rows[0].size,
             "sha256": sha256,
             "rss_sampler": "psutil" if psutil is not None else "/proc VmRSS",
             "operations": [
-                {"operation": r.operation, "seconds": round(r.seconds, 3),
-                 "mb_per_s": round(r.mb_per_s, 1), "vs_cp": round(r.mb_per_s / cp.mb_per_s, 3),
-                 **r.extra}
+                {
+                    "operation": r.operation,
+                    "seconds": round(r.seconds, 3),
+                    "mb_per_s": round(r.mb_per_s, 1),
+                    "vs_cp": round(r.mb_per_s / cp.mb_per_s, 3),
+                    **r.extra,
+                }
                 for r in rows
             ],
             "rss_baseline_mb": round(baseline / MB, 1),
@@ -512,30 +554,35 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=2048, help="file size in MiB (2048)")
-    parser.add_argument("--rss-limit-mb", type=float, default=50.0,
-                        help="allowed peak RSS growth of the server in MB (50)")
-    parser.add_argument("--tmp-dir", default=None,
-                        help="where the temporary directory goes (default: the system's)")
-    parser.add_argument("--timeout", type=int, default=1800,
-                        help="give up after this many seconds (1800)")
+    parser.add_argument(
+        "--rss-limit-mb",
+        type=float,
+        default=50.0,
+        help="allowed peak RSS growth of the server in MB (50)",
+    )
+    parser.add_argument(
+        "--tmp-dir", default=None, help="where the temporary directory goes (default: the system's)"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=1800, help="give up after this many seconds (1800)"
+    )
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--no-curl", action="store_true",
-                        help="skip the extra download with curl")
+    parser.add_argument("--no-curl", action="store_true", help="skip the extra download with curl")
     args = parser.parse_args(argv)
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
 
     def on_signal(signum: int, _frame: object) -> None:
-        raise Deadline("time limit reached" if signum == signal.SIGALRM
-                       else f"stopped by signal {signum}")
+        raise Deadline(
+            "time limit reached" if signum == signal.SIGALRM else f"stopped by signal {signum}"
+        )
 
     signal.signal(signal.SIGALRM, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.alarm(args.timeout)
     try:
         return run(args)
-    except (BenchError, Deadline, OSError, httpx.HTTPError,
-            subprocess.CalledProcessError) as exc:
+    except (BenchError, Deadline, OSError, httpx.HTTPError, subprocess.CalledProcessError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

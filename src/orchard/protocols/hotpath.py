@@ -87,7 +87,14 @@ class HotPath:
             ):
                 await self.app(scope, receive, send)
                 return
-        key = (path, scope["query_string"], accept, host, scope["scheme"], scope["root_path"])
+        key = (
+            path,
+            scope["query_string"],
+            accept,
+            host,
+            scope.get("scheme"),
+            scope.get("root_path"),
+        )
         answer = self.near.get(key)
         if answer is None:
             await self._through(key, scope, receive, send)

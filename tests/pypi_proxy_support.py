@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from orchard.db.models import Artifact
+from orchard.upstream.context import upstream_context
 from tests.fakes.pypi_upstream import FakeFile, FakePyPI
 from tests.pypi_support import make_wheel
 
@@ -30,6 +33,21 @@ async def file_url(client: httpx.AsyncClient, name: str, filename: str,
                    project: str = "proxy") -> str:
     doc = (await page(client, name, project)).json()
     return next(f["url"] for f in doc["files"] if f["filename"] == filename)
+
+
+async def finished(app: Any, sha256: str, seconds: float = 10.0) -> dict[str, Any]:
+    """The artifact's digests once the proxy's deferred work (the digests not
+    verified before answering, the dependencies) has been done."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        async with app.state.db.session() as session:
+            row = await session.get(Artifact, sha256, populate_existing=True)
+        done = row is not None and row.md5 and row.sha1 and row.sha512
+        if done and not upstream_context(app).finishing:
+            return {"md5": row.md5, "sha1": row.sha1, "sha512": row.sha512}
+        assert loop.time() < deadline, f"{sha256} was not finished in {seconds} s"
+        await asyncio.sleep(0.05)
 
 
 async def count(app: Any, model: Any) -> int:

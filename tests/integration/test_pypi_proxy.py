@@ -10,16 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, select, update
 
 from orchard.app import create_app
 from orchard.cache.base import Category
-from orchard.db.models import Artifact, CachedUrl
+from orchard.db.models import Artifact, ArtifactDependency, CachedUrl
 from orchard.protocols.pypi import proxy_index
 from orchard.settings import Settings
 from orchard.upstream.context import upstream_context
 from tests.conftest import STACK
 from tests.fakes.pypi_upstream import FakeFile, FakePyPI
-from tests.pypi_proxy_support import HTML, count, file_url, page, publish
+from tests.pypi_proxy_support import HTML, count, file_url, finished, page, publish
 
 
 @pytest.fixture
@@ -87,6 +88,13 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
     listing = await client.get("/api/v1/project/proxy/packages/tiny/versions/1.0")
     assert listing.status_code == 200, listing.text
     assert [f["filename"] for f in listing.json()["files"]] == [wheel.filename]
+    # MD5, SHA-1, SHA-512 and the dependencies follow the answer (finish.py).
+    digests = await finished(app, wheel.sha256)
+    assert digests == {
+        "md5": hashlib.md5(wheel.content).hexdigest(),
+        "sha1": hashlib.sha1(wheel.content).hexdigest(),
+        "sha512": hashlib.sha512(wheel.content).hexdigest(),
+    }
     await client.post("/api/v1/projects", json={"name": "team"})
     put = await client.put(f"/api/v1/project/team/packages/x/versions/1/files/{wheel.filename}",
                            content=wheel.content)
@@ -96,6 +104,47 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
     deps = {d["name"]: d for d in detail["dependencies"]}
     assert set(deps) == {"attrs", "idna"}
     assert deps["idna"]["kind"] == "optional"
+
+
+async def test_lost_finishing_is_done_when_the_file_is_served_again(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20",))
+    url = await file_url(client, "tiny", wheel.filename)
+    assert (await client.get(url)).status_code == 200
+    await finished(app, wheel.sha256)
+    async with app.state.db.transaction() as session:  # as if the process had stopped first
+        await session.execute(
+            update(Artifact).where(Artifact.id == wheel.sha256).values(md5="", sha512="")
+        )
+        await session.execute(delete(ArtifactDependency))
+    again = await client.get(url)
+    assert again.content == wheel.content
+    assert (await finished(app, wheel.sha256))["md5"] == hashlib.md5(wheel.content).hexdigest()
+    detail = (await client.get(f"/api/v1/artifacts/{wheel.sha256}")).json()
+    assert [d["name"] for d in detail["dependencies"]] == ["attrs"]
+    assert fake.hits(f"/files/{wheel.filename}") == 1
+
+
+async def test_shutdown_finishes_deferred_work(settings: Settings, fake: FakePyPI) -> None:
+    wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20",))
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            url = await file_url(c, "tiny", wheel.filename)
+            assert (await c.get(url)).content == wheel.content
+        assert upstream_context(application).finishing  # deferred: not done yet
+    again = create_app(settings)
+    async with again.router.lifespan_context(again), again.state.db.session() as session:
+        row = await session.get(Artifact, wheel.sha256)
+        assert row is not None and row.sha1 == hashlib.sha1(wheel.content).hexdigest()
+        names = await session.scalars(
+            select(ArtifactDependency.name).where(
+                ArtifactDependency.artifact_id == wheel.sha256
+            )
+        )
+        assert list(names) == ["attrs"]
 
 
 async def test_metadata_sidecar_only_when_the_upstream_offers_it(

@@ -34,39 +34,54 @@ def blob_key(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+EXTRA_DIGESTS = frozenset({"md5", "sha1", "sha512"})  # besides SHA-256, the id
+
+
+def _new_hash(name: str) -> hashlib._Hash:
+    return hashlib.new(name, usedforsecurity=name == "sha512")
+
+
 @dataclass
 class Digests:
-    """Running hashes of a stream: SHA-256 (the id), MD5, SHA-1, SHA-512."""
+    """Running hashes of a stream: SHA-256 (the id) and, unless ``extra``
+    names fewer, MD5, SHA-1 and SHA-512. A digest left out is "" in the
+    result (the caching proxy computes only what it verifies before answering
+    and the rest afterwards, see ``upstream/finish.py``)."""
 
     size: int = 0
+    extra: frozenset[str] = EXTRA_DIGESTS
     _sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
-    _md5: hashlib._Hash = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
-    _sha1: hashlib._Hash = field(default_factory=lambda: hashlib.sha1(usedforsecurity=False))
-    _sha512: hashlib._Hash = field(default_factory=hashlib.sha512)
+    _others: dict[str, hashlib._Hash] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._others = {name: _new_hash(name) for name in sorted(self.extra & EXTRA_DIGESTS)}
 
     def update(self, chunk: bytes) -> None:
-        """Feed a chunk. Large chunks are hashed on two cores at once: hashlib
-        releases the GIL, and four digests in a row would cap uploads near
-        the speed of the slowest pair."""
+        """Feed a chunk. Large chunks are hashed on two cores at once when all
+        four digests are wanted: hashlib releases the GIL, and four digests in
+        a row would cap uploads near the speed of the slowest pair."""
         self.size += len(chunk)
-        if len(chunk) < PARALLEL_THRESHOLD:
-            for h in (self._sha256, self._md5, self._sha1, self._sha512):
+        others = self._others
+        if len(others) < 3 or len(chunk) < PARALLEL_THRESHOLD:
+            self._sha256.update(chunk)
+            for h in others.values():
                 h.update(chunk)
             return
         # Balanced pairs: MD5 and SHA-512 are the slow ones, SHA-256 and SHA-1
         # (hardware-assisted) the fast ones.
-        other = _HASH_POOL.submit(_update_pair, self._sha512, self._sha1, chunk)
-        self._md5.update(chunk)
+        other = _HASH_POOL.submit(_update_pair, others["sha512"], others["sha1"], chunk)
+        others["md5"].update(chunk)
         self._sha256.update(chunk)
         other.result()
 
     def result(self) -> BlobInfo:
+        digest = {name: h.hexdigest() for name, h in self._others.items()}
         return BlobInfo(
             sha256=self._sha256.hexdigest(),
             size=self.size,
-            md5=self._md5.hexdigest(),
-            sha1=self._sha1.hexdigest(),
-            sha512=self._sha512.hexdigest(),
+            md5=digest.get("md5", ""),
+            sha1=digest.get("sha1", ""),
+            sha512=digest.get("sha512", ""),
         )
 
 
@@ -100,8 +115,14 @@ class ArtifactStore(Protocol):
 
     name: str
 
-    async def stage(self, chunks: AsyncIterator[bytes], max_size: int | None = None) -> StagedBlob:
-        """Stream ``chunks`` to a temporary place while hashing.
+    async def stage(
+        self,
+        chunks: AsyncIterator[bytes],
+        max_size: int | None = None,
+        digests: frozenset[str] = EXTRA_DIGESTS,
+    ) -> StagedBlob:
+        """Stream ``chunks`` to a temporary place while hashing: SHA-256 and
+        the ``digests`` named (of MD5, SHA-1, SHA-512; the others are "").
 
         Raises TooLarge past ``max_size`` (and keeps nothing), StorageUploadError
         when the backend fails.

@@ -2,22 +2,66 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import anyio.to_thread
+
+from orchard.errors import TooLarge
 
 
 async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
     """Regroup a stream into pieces of about ``size`` bytes (the last may be
     shorter), so per-chunk work such as a thread hop is paid rarely."""
-    buffer = bytearray()
+    parts: list[bytes] = []
+    held = 0
     async for chunk in chunks:
         if not chunk:
             continue
-        if not buffer and len(chunk) >= size:
+        if not parts and len(chunk) >= size:
             yield chunk
             continue
-        buffer += chunk
-        if len(buffer) >= size:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        parts.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(parts)
+            parts.clear()
+            held = 0
+    if parts:
+        yield b"".join(parts)
+
+
+async def write_through(
+    chunks: AsyncIterator[bytes],
+    write: Callable[[bytes], None],
+    size: int,
+    max_size: int | None = None,
+) -> int:
+    """Feed a stream, regrouped into pieces of about ``size`` bytes, to the
+    blocking ``write`` in a worker thread; returns the number of bytes.
+
+    One piece is written (and hashed, if ``write`` hashes) while the next one
+    is being received, so a fast source is never paused for the disk or the
+    digests. Raises TooLarge past ``max_size``; any error waits for the piece
+    in flight, so ``write`` is never running when this returns."""
+    total = 0
+    pending: asyncio.Future[None] | None = None
+    try:
+        async for piece in rechunk(chunks, size):
+            if max_size is not None and total + len(piece) > max_size:
+                raise TooLarge(f"body exceeds the limit of {max_size} bytes")
+            total += len(piece)
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(write, piece))
+        if pending is not None:
+            await pending
+            pending = None
+    finally:
+        if pending is not None and not pending.done():
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([pending])
+        if pending is not None and pending.done() and not pending.cancelled():
+            pending.exception()  # seen: the first error is the one raised
+    return total

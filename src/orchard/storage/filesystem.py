@@ -22,8 +22,15 @@ import anyio
 import anyio.to_thread
 
 from orchard.errors import NotFound, StorageError, StorageUploadError, TooLarge
-from orchard.storage.base import CHUNK_SIZE, Digests, StagedBlob, StoredBlob, blob_key
-from orchard.storage.chunks import rechunk
+from orchard.storage.base import (
+    CHUNK_SIZE,
+    EXTRA_DIGESTS,
+    Digests,
+    StagedBlob,
+    StoredBlob,
+    blob_key,
+)
+from orchard.storage.chunks import rechunk, write_through
 
 
 class FilesystemStore:
@@ -63,22 +70,28 @@ class FilesystemStore:
     async def close(self) -> None:
         return None
 
-    async def stage(self, chunks: AsyncIterator[bytes], max_size: int | None = None) -> StagedBlob:
+    async def stage(
+        self,
+        chunks: AsyncIterator[bytes],
+        max_size: int | None = None,
+        digests: frozenset[str] = EXTRA_DIGESTS,
+    ) -> StagedBlob:
         path = self.staging / uuid.uuid4().hex
-        digests = Digests()
+        hashes = Digests(extra=digests)
 
-        def write(fh: BinaryIO, chunk: bytes) -> None:
-            fh.write(chunk)
-            digests.update(chunk)
+        def create() -> BinaryIO:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            return open(path, "wb")
 
         try:
-            await anyio.to_thread.run_sync(lambda: self.staging.mkdir(parents=True, exist_ok=True))
-            fh = await anyio.to_thread.run_sync(lambda: open(path, "wb"))  # noqa: SIM115
+            fh = await anyio.to_thread.run_sync(create)
+
+            def write(chunk: bytes) -> None:
+                fh.write(chunk)
+                hashes.update(chunk)
+
             try:
-                async for chunk in rechunk(chunks, CHUNK_SIZE):
-                    if max_size is not None and digests.size + len(chunk) > max_size:
-                        raise TooLarge(f"body exceeds the limit of {max_size} bytes")
-                    await anyio.to_thread.run_sync(write, fh, chunk)
+                await write_through(chunks, write, CHUNK_SIZE, max_size)
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(fh.close)
@@ -88,7 +101,7 @@ class FilesystemStore:
             if isinstance(exc, OSError):
                 raise StorageUploadError(f"cannot write to storage: {exc}") from exc
             raise
-        return StagedBlob(info=digests.result(), handle=str(path))
+        return StagedBlob(info=hashes.result(), handle=str(path))
 
     async def commit(self, staged: StagedBlob) -> bool:
         target = self._path(staged.info.sha256)
@@ -205,8 +218,7 @@ def purge_old_files(folder: Path, older_than: datetime, prefix: str) -> int:
         return 0
     for entry in os.scandir(folder):
         try:
-            if (entry.is_file() and entry.name.startswith(prefix)
-                    and entry.stat().st_mtime < cutoff):
+            if entry.is_file() and entry.name.startswith(prefix) and entry.stat().st_mtime < cutoff:
                 os.unlink(entry.path)
                 removed += 1
         except OSError:

@@ -39,7 +39,14 @@ from orchard.errors import (
     TooLarge,
 )
 from orchard.settings import Settings
-from orchard.storage.base import CHUNK_SIZE, Digests, StagedBlob, StoredBlob, blob_key
+from orchard.storage.base import (
+    CHUNK_SIZE,
+    EXTRA_DIGESTS,
+    Digests,
+    StagedBlob,
+    StoredBlob,
+    blob_key,
+)
 from orchard.storage.chunks import rechunk
 from orchard.storage.filesystem import purge_old_files
 
@@ -215,10 +222,15 @@ class S3Store:
             raise
         return Path(name), size
 
-    async def stage(self, chunks: AsyncIterator[bytes], max_size: int | None = None) -> StagedBlob:
-        digests = Digests()
-        path, _size = await self._spool(chunks, max_size, digests)
-        return StagedBlob(info=digests.result(), handle=str(path))
+    async def stage(
+        self,
+        chunks: AsyncIterator[bytes],
+        max_size: int | None = None,
+        digests: frozenset[str] = EXTRA_DIGESTS,
+    ) -> StagedBlob:
+        hashes = Digests(extra=digests)
+        path, _size = await self._spool(chunks, max_size, hashes)
+        return StagedBlob(info=hashes.result(), handle=str(path))
 
     def _upload(self, path: Path, key: str) -> None:
         self.client.upload_file(

@@ -1,14 +1,42 @@
-"""The one pooled async HTTP client of a process, for all upstream traffic."""
+"""The one pooled async HTTP client of a process, for all upstream traffic,
+and the background work that follows upstream fetches (``finish.py``):
+closing the client (the lifespan does, before it closes the database and
+storage) first lets that work end."""
 
 from __future__ import annotations
 
+import httpcore
 import httpx
 
 from orchard import __version__
 from orchard.settings import Settings
+from orchard.upstream.background import Background
+
+# httpcore reads an HTTP/1.1 body 64 KiB per socket read; every read then
+# climbs a dozen coroutine frames to reach us, which costs more than the
+# bytes on a fast upstream. Larger reads (the socket returns what it has)
+# cut that per-chunk cost by about a third for wheel-sized bodies.
+READ_SIZE = 256 * 1024
+_H11 = httpcore.AsyncHTTP11Connection
+if _H11.READ_NUM_BYTES < READ_SIZE:
+    _H11.READ_NUM_BYTES = READ_SIZE
+
+DRAIN_TIMEOUT = 30.0  # seconds closing waits for background work
 
 
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
+class UpstreamClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` that owns the upstream background work."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.background = Background()
+
+    async def aclose(self) -> None:
+        await self.background.drain(DRAIN_TIMEOUT)
+        await super().aclose()
+
+
+def create_http_client(settings: Settings) -> UpstreamClient:
     limits = httpx.Limits(
         max_connections=settings.http_max_connections,
         max_keepalive_connections=settings.http_max_keepalive,
@@ -19,7 +47,7 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
         write=settings.http_read_timeout,
         pool=settings.http_connect_timeout,
     )
-    return httpx.AsyncClient(
+    return UpstreamClient(
         limits=limits,
         timeout=timeout,
         follow_redirects=True,

@@ -1,6 +1,7 @@
 """What the proxy code of every ecosystem needs, taken from ``app.state``
 once per process: settings, database, storage, cache, the pooled HTTP
-client, the secret box for credentials and the fetch-once registries."""
+client (and its background work), the secret box for credentials and the
+fetch-once registries."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from orchard.cache.base import Cache
 from orchard.db.session import Database
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
+from orchard.upstream.background import Background
 from orchard.upstream.fetch import ReplicaLock, SingleFlight
 from orchard.upstream.sources import Source, effective_sources, secret_box
 
@@ -29,6 +31,19 @@ class UpstreamContext:
     lock: ReplicaLock
     pages: SingleFlight[Any] = field(default_factory=SingleFlight)
     files: SingleFlight[Any] = field(default_factory=SingleFlight)
+    finishing: set[str] = field(default_factory=set)  # artifacts queued in finish.py
+    project_ids: dict[str, int] = field(default_factory=dict)  # built-in projects by name
+    _background: Background | None = None
+
+    @property
+    def background(self) -> Background:
+        """The client's background work (closing the client drains it)."""
+        owned = getattr(self.http, "background", None)
+        if isinstance(owned, Background):
+            return owned
+        if self._background is None:
+            self._background = Background()
+        return self._background
 
     async def sources(self, ecosystem: str) -> list[Source]:
         return await effective_sources(self.settings, self.db, self.cache, ecosystem)

@@ -11,6 +11,11 @@ aborted (or, when the whole file arrived before the response started, which
 is the case for every file up to ``PREFETCH_BYTES``, answered with a 502).
 Stored files go into the built-in proxy project, and the URL → artifact row
 (``cached_urls``) makes sure a URL is never fetched twice.
+
+Only what is verified is computed before the answer: the SHA-256 (the id)
+and the digests the upstream declared. The other digests and the
+ecosystem's inspection of the bytes (PyPI: dependencies) follow in the
+background, see ``finish.py``.
 """
 
 from __future__ import annotations
@@ -18,25 +23,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import anyio.to_thread
 import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog
-from orchard.core.artifacts import add_file
-from orchard.core.audit import Actor
+from orchard.core.artifacts import add_cached_file, table_insert
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.errors import NotFound, UpstreamError
-from orchard.storage.base import BlobInfo, StagedBlob
+from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, StagedBlob
+from orchard.upstream import finish
 from orchard.upstream.context import UpstreamContext
+from orchard.upstream.finish import missing_digests
 
 log = logging.getLogger("orchard.upstream")
 
@@ -44,8 +52,9 @@ PREFETCH_BYTES = 1024 * 1024  # read before answering: small files fail with a c
 QUEUE_CHUNKS = 32
 VERIFIABLE = ("sha256", "sha512", "sha1", "md5")
 
-# Called with the staged file before it is stored; returns what to run in the
-# storing transaction (e.g. recording dependencies), or None.
+# Called (in the background, see finish.py) with a path holding the stored
+# bytes; returns what to run in the finishing transaction (e.g. recording
+# dependencies), or None.
 AfterStore = Callable[[AsyncSession, str], Awaitable[Any]]
 Inspect = Callable[[Path], Awaitable[AfterStore | None]]
 Respond = Callable[[Artifact], Awaitable[Response]]
@@ -90,14 +99,21 @@ def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
     return None
 
 
+_ARTIFACTS = cast(Table, Artifact.__table__)
+_CACHED_URLS = cast(Table, CachedUrl.__table__)
+
+
 async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
+    """The artifact stored for ``url`` (a transient object: one Core query)."""
     async with ctx.db.session() as session:
-        artifact: Artifact | None = await session.scalar(
-            select(Artifact)
-            .join(CachedUrl, CachedUrl.artifact_id == Artifact.id)
-            .where(CachedUrl.url_hash == url_hash(url))
-        )
-        return artifact
+        row = (
+            await session.execute(
+                select(*_ARTIFACTS.c)
+                .join(_CACHED_URLS, _CACHED_URLS.c.artifact_id == _ARTIFACTS.c.id)
+                .where(_CACHED_URLS.c.url_hash == url_hash(url))
+            )
+        ).first()
+    return None if row is None else Artifact(**row._asdict())
 
 
 class Transfer:
@@ -115,7 +131,8 @@ class Transfer:
 
     async def run(self) -> Artifact:
         try:
-            artifact = await self._run()
+            with self.ctx.background.busy():
+                artifact = await self._run()
         except BaseException as exc:
             await self._offer(_End(exc))
             raise
@@ -128,7 +145,10 @@ class Transfer:
     async def _offer(self, item: bytes | _End) -> None:
         if self.detached:
             return
-        if self.queue.full():
+        try:
+            self.queue.put_nowait(item)
+            return
+        except asyncio.QueueFull:
             self.started.set()  # the client must start reading now
         try:
             await asyncio.wait_for(self.queue.put(item), self.ctx.settings.http_read_timeout)
@@ -141,20 +161,29 @@ class Transfer:
             self.queue.get_nowait()
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The leader's response body; the last chunk waits for verification."""
-        pending: bytes | None = None
+        """The leader's response body; the last chunk waits for verification.
+        What has arrived meanwhile goes out in one piece: a client slower
+        than the upstream gets fewer, larger writes."""
+        queue = self.queue
+        chunks: list[bytes] = []  # the last one is held back
         try:
             while True:
-                item = await self.queue.get()
+                item = await queue.get()
+                while not isinstance(item, _End):
+                    chunks.append(item)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise UpstreamError(f"upstream transfer of {self.place.filename} failed")
-                    if pending:
-                        yield pending
+                    if chunks:
+                        yield b"".join(chunks)
                     return
-                if pending is not None:
-                    yield pending
-                pending = item
+                if len(chunks) > 1:
+                    last = chunks.pop()
+                    yield b"".join(chunks)
+                    chunks = [last]
         finally:
             self.detach()
 
@@ -201,7 +230,9 @@ class Transfer:
                     self.content_length = int(length)
                 log.info("fetching upstream file", extra={"event": "upstream_fetch", "file": name})
                 staged = await ctx.storage.stage(
-                    self._tee(response.aiter_bytes()), max_size=ctx.settings.max_upload_size
+                    self._tee(response.aiter_bytes()),
+                    max_size=ctx.settings.max_upload_size,
+                    digests=frozenset(self.wanted.hashes) & EXTRA_DIGESTS,
                 )
         except httpx.HTTPError as exc:
             raise UpstreamError(
@@ -221,40 +252,74 @@ class Transfer:
                 extra={"event": "upstream_hash_mismatch", "file": place.filename},
             )
             raise UpstreamError(f"{place.filename}: {problem}; nothing was stored")
-        after = await self.inspect(Path(staged.handle)) if self.inspect else None
-        async with ctx.db.transaction() as session:
-            project = await catalog.get_project(session, catalog.PROXY_PROJECT)
-            stored = await add_file(
-                session,
-                ctx.storage,
-                Actor.system(),
-                project=project,
-                package_name=place.package,
-                version=place.version,
-                filename=place.filename,
-                staged=staged,
-                package_format=place.package_format,
-                content_type=place.content_type,
-                system=True,
-            )
-            now = utcnow()
-            await session.execute(
-                catalog.insert_for(session, CachedUrl)
-                .values(
-                    url_hash=url_hash(self.wanted.url),
-                    url=self.wanted.url,
-                    artifact_id=stored.artifact.id,
-                    ecosystem=place.ecosystem,
-                    fetched_at=now,
+        missing = frozenset(n for n in EXTRA_DIGESTS if not getattr(staged.info, n))
+        copy = None
+        if (missing or self.inspect) and ctx.storage.local_path(staged.info.sha256) is None:
+            copy = await anyio.to_thread.run_sync(_link_copy, staged.handle)
+        try:
+            artifact = await self._commit(staged)
+        except BaseException:
+            if copy is not None:
+                await anyio.to_thread.run_sync(_unlink, copy)
+            raise
+        finish.schedule(ctx, artifact.id, missing_digests(artifact), self.inspect, copy)
+        return artifact
+
+    async def _commit(self, staged: StagedBlob) -> Artifact:
+        ctx, place = self.ctx, self.place
+        project = catalog.PROXY_PROJECT
+        try:
+            async with ctx.db.transaction() as session:
+                project_id = ctx.project_ids.get(project)
+                if project_id is None:
+                    project_id = (await catalog.get_project(session, project)).id
+                stored = await add_cached_file(
+                    session,
+                    ctx.storage,
+                    project_id=project_id,
+                    project_name=project,
+                    package_name=place.package,
+                    version=place.version,
+                    filename=place.filename,
+                    staged=staged,
+                    package_format=place.package_format,
+                    content_type=place.content_type,
                 )
-                .on_conflict_do_update(
-                    index_elements=["url_hash"],
-                    set_={"artifact_id": stored.artifact.id, "fetched_at": now},
+                now = utcnow()
+                await session.execute(
+                    table_insert(session, _CACHED_URLS)
+                    .values(
+                        url_hash=url_hash(self.wanted.url),
+                        url=self.wanted.url,
+                        artifact_id=stored.artifact.id,
+                        ecosystem=place.ecosystem,
+                        fetched_at=now,
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["url_hash"],
+                        set_={"artifact_id": stored.artifact.id, "fetched_at": now},
+                    )
                 )
-            )
-            if after is not None:
-                await after(session, stored.artifact.id)
+        except BaseException:
+            ctx.project_ids.pop(project, None)  # e.g. a database replaced under us
+            raise
+        ctx.project_ids[project] = project_id
         return stored.artifact
+
+
+def _link_copy(handle: str) -> Path | None:
+    """A second name for a staged file (kept for finishing when the blob
+    will have no local path), or None when the handle is not a file."""
+    copy = Path(f"{handle}.finish")
+    try:
+        os.link(handle, copy)
+    except OSError:
+        return None
+    return copy
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 async def serve_upstream_file(
@@ -268,6 +333,9 @@ async def serve_upstream_file(
     """Serve ``wanted`` from the cache, or fetch it once, store and serve it."""
     existing = await cached_artifact(ctx, wanted.url)
     if existing is not None and mismatch_free(existing, wanted.hashes):
+        missing = missing_digests(existing)
+        if missing:  # its finishing was lost
+            finish.schedule(ctx, existing.id, missing, inspect)
         return await respond(existing)
     if ctx.settings.offline:
         raise NotFound(f"{place.filename} is not cached and Orchard is offline")

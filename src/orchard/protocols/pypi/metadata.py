@@ -242,9 +242,10 @@ async def store_dependencies(
     nothing when the artifact already has pypi dependency rows (the same
     bytes uploaded or cached again). Returns the number of rows inserted.
 
-    Call it in the transaction that stored the artifact: that transaction
-    holds the artifact row lock (``upsert_artifact``), which serialises two
-    concurrent first uploads of the same bytes."""
+    Call it in a transaction that holds the artifact row lock (the one that
+    stored the artifact, ``upsert_artifact``, or the proxy's finishing one,
+    ``upstream/finish.py``), which serialises two concurrent first uploads
+    of the same bytes."""
     existing = await session.scalar(
         select(ArtifactDependency.id)
         .where(

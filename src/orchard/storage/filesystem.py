@@ -79,22 +79,27 @@ class FilesystemStore:
         path = self.staging / uuid.uuid4().hex
         hashes = Digests(extra=digests)
 
-        def create() -> BinaryIO:
-            self.staging.mkdir(parents=True, exist_ok=True)
-            return open(path, "wb")
+        files: list[BinaryIO] = []  # opened by the first write (one thread hop less)
+
+        def opened() -> BinaryIO:
+            if not files:
+                self.staging.mkdir(parents=True, exist_ok=True)
+                files.append(open(path, "wb"))  # noqa: SIM115
+            return files[0]
+
+        def write(chunk: bytes) -> None:
+            opened().write(chunk)
+            hashes.update(chunk)
 
         try:
-            fh = await anyio.to_thread.run_sync(create)
-
-            def write(chunk: bytes) -> None:
-                fh.write(chunk)
-                hashes.update(chunk)
-
             try:
                 await write_through(chunks, write, CHUNK_SIZE, max_size)
+                if not files:  # an empty body is a file too
+                    await anyio.to_thread.run_sync(opened)
             finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(fh.close)
+                if files:  # no write is running here (write_through waits for it)
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(files[0].close)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -16,8 +16,10 @@ from orchard.db.session import Database
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
 from orchard.upstream.background import Background
-from orchard.upstream.fetch import ReplicaLock, SingleFlight
+from orchard.upstream.fetch import ReplicaLock, SingleFlight, redis_client
 from orchard.upstream.sources import Source, effective_sources, secret_box
+
+FILE_GRACE = 5.0  # seconds a stored file stays the answer of its fetch (fetch.py)
 
 
 @dataclass
@@ -30,7 +32,7 @@ class UpstreamContext:
     box: SecretBox | None
     lock: ReplicaLock
     pages: SingleFlight[Any] = field(default_factory=SingleFlight)
-    files: SingleFlight[Any] = field(default_factory=SingleFlight)
+    files: SingleFlight[Any] = field(default_factory=lambda: SingleFlight(grace=FILE_GRACE))
     finishing: set[str] = field(default_factory=set)  # artifacts queued in finish.py
     project_ids: dict[str, int] = field(default_factory=dict)  # built-in projects by name
     _background: Background | None = None
@@ -53,6 +55,11 @@ class UpstreamContext:
         if source is None or not source.same_origin(url):
             return {}
         return source.auth_headers(self.box)
+
+    @property
+    def replicas(self) -> bool:
+        """Whether other replicas may fetch too (they share Redis)."""
+        return redis_client(self.cache) is not None
 
     @property
     def lock_wait(self) -> float:

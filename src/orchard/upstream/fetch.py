@@ -34,10 +34,14 @@ return 0
 
 
 class SingleFlight(Generic[T]):
-    """One task per key in this process."""
+    """One task per key in this process. With ``grace``, a task that
+    succeeded stays the answer for that many seconds more: a caller that
+    looked in the database just before the result was stored joins it
+    instead of starting the same work again."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace: float = 0.0) -> None:
         self._tasks: dict[str, asyncio.Task[T]] = {}
+        self._grace = grace
 
     def running(self, key: str) -> asyncio.Task[T] | None:
         return self._tasks.get(key)
@@ -48,11 +52,21 @@ class SingleFlight(Generic[T]):
         if task is not None:
             return task, False
 
+        def forget() -> None:
+            if self._tasks.get(key) is task:
+                del self._tasks[key]
+
         async def runner() -> T:
+            ok = False
             try:
-                return await work()
+                result = await work()
+                ok = True
+                return result
             finally:
-                self._tasks.pop(key, None)
+                if ok and self._grace > 0:
+                    asyncio.get_running_loop().call_later(self._grace, forget)
+                else:
+                    forget()
 
         task = asyncio.create_task(runner(), name=f"fetch:{key}")
         task.add_done_callback(_retrieve)

@@ -190,7 +190,9 @@ class Transfer:
     async def _run(self) -> Artifact:
         ctx, url = self.ctx, self.wanted.url
         async with ctx.lock.hold(url_hash(url), ctx.lock_wait):
-            existing = await cached_artifact(ctx, url)  # another replica may have stored it
+            # Another replica may have stored it meanwhile (in this process,
+            # SingleFlight's grace covers the same race).
+            existing = await cached_artifact(ctx, url) if ctx.replicas else None
             if (
                 existing is not None
                 and mismatch_free(existing, self.wanted.hashes)

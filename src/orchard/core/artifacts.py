@@ -15,12 +15,13 @@ lock and then sees ref_count > 0.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, case, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,14 +49,6 @@ _FILES = cast(Table, File.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
 
 
-def table_insert(session: AsyncSession, table: Table) -> Any:
-    """A Core, dialect-specific INSERT (ON CONFLICT) on ``table``: cheaper
-    than the ORM's where every cold proxy fetch waits for it."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 @dataclass
 class StoredFile:
     """What an upload produced."""
@@ -77,16 +70,10 @@ def verify_checksum(staged: StagedBlob, expected_sha256: str | None) -> None:
         )
 
 
-def _upsert_artifact_stmt(
-    session: AsyncSession, staged: StagedBlob, content_type: str, target: Any = Artifact
-) -> Any:
+def _upsert_artifact_stmt(session: AsyncSession, staged: StagedBlob, content_type: str) -> Any:
     info = staged.info
     now = utcnow()
-    stmt = (
-        table_insert(session, target)
-        if isinstance(target, Table)
-        else catalog.insert_for(session, target)
-    ).values(
+    stmt = catalog.insert_for(session, Artifact).values(
         id=info.sha256,
         size=info.size,
         md5=info.md5,
@@ -99,11 +86,10 @@ def _upsert_artifact_stmt(
     )
     # A digest not known yet ("": the proxy computes some after answering)
     # is filled in by whichever write knows it.
-    table = _ARTIFACTS
     known = {
         name: case(
-            (table.c[name] == "", getattr(stmt.excluded, name)),
-            else_=table.c[name],
+            (getattr(Artifact, name) == "", getattr(stmt.excluded, name)),
+            else_=getattr(Artifact, name),
         )
         for name in ("md5", "sha1", "sha512")
     }
@@ -187,6 +173,80 @@ async def add_file(
     return StoredFile(project.name, package.name, version, filename, artifact, deduplicated, True)
 
 
+def _param(table: Table, column: str, name: str | None = None) -> Any:
+    return bindparam(name or column, type_=table.c[column].type)
+
+
+@functools.cache
+def _cache_statements(dialect: str) -> dict[str, Any]:
+    """The statements of ``add_cached_file``, built once per dialect: every
+    cold proxy fetch runs them, and building a statement costs about as
+    much as running it."""
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    pk, vs, fs, ar, au = _PACKAGES, _VERSIONS, _FILES, _ARTIFACTS, _AUDIT
+    package = ins(pk).values(
+        project_id=_param(pk, "project_id"),
+        name=_param(pk, "name"),
+        display_name=_param(pk, "display_name"),
+        format=_param(pk, "format"),
+        description="",
+        created_at=_param(pk, "created_at", "now"),
+    )
+    version = ins(vs).values(
+        package_id=_param(vs, "package_id"),
+        version=_param(vs, "version"),
+        created_at=_param(vs, "created_at", "now"),
+        meta=_param(vs, "meta"),
+    )
+    artifact = ins(ar).values(
+        id=_param(ar, "id"),
+        size=_param(ar, "size"),
+        md5=_param(ar, "md5"),
+        sha1=_param(ar, "sha1"),
+        sha512=_param(ar, "sha512"),
+        content_type=_param(ar, "content_type"),
+        ref_count=0,
+        created_at=_param(ar, "created_at", "now"),
+        touched_at=_param(ar, "touched_at", "now"),
+    )
+    known = {
+        name: case((ar.c[name] == "", getattr(artifact.excluded, name)), else_=ar.c[name])
+        for name in ("md5", "sha1", "sha512")
+    }
+    file = ins(fs).values(
+        version_id=_param(fs, "version_id"),
+        filename=_param(fs, "filename"),
+        artifact_id=_param(fs, "artifact_id"),
+        created_at=_param(fs, "created_at", "now"),
+    )
+    return {
+        "package": package.on_conflict_do_update(
+            index_elements=["project_id", "name"], set_={"name": pk.c.name}
+        ).returning(pk.c.id),
+        "version": version.on_conflict_do_update(
+            index_elements=["package_id", "version"], set_={"version": vs.c.version}
+        ).returning(vs.c.id),
+        "artifact": artifact.on_conflict_do_update(
+            index_elements=["id"], set_={"touched_at": artifact.excluded.touched_at, **known}
+        ).returning(*ar.c),
+        "file": file.on_conflict_do_nothing(index_elements=["version_id", "filename"]).returning(
+            fs.c.id
+        ),
+        "existing": select(fs.c.artifact_id).where(
+            fs.c.version_id == bindparam("version_id"), fs.c.filename == bindparam("filename")
+        ),
+        "audit": insert(au).values(
+            at=_param(au, "at", "now"),
+            actor="system",
+            action="file.upload",
+            target=_param(au, "target"),
+            address="",
+            credential="system",
+            detail=_param(au, "detail"),
+        ),
+    }
+
+
 async def add_cached_file(
     session: AsyncSession,
     storage: ArtifactStore,
@@ -206,68 +266,55 @@ async def add_cached_file(
     every cold fetch holds its last bytes back until this transaction is
     done: package and version are upserted returning their ids, the artifact
     upsert returns the row (no read-back), the file is inserted before the
-    blob is committed (a conflicting file costs no storage write), and all
-    statements are Core ones (the ORM costs more than the database here).
-    The caller owns the transaction; on any error it rolls back and discards
-    ``staged``."""
+    blob is committed (a conflicting file costs no storage write), and the
+    statements are Core ones built once (the ORM and statement building cost
+    more than the database here). The caller owns the transaction; on any
+    error it rolls back and discards ``staged``."""
     names.filename(filename)
     key = names.package_name(package_name, package_format)
     names.version_string(version)
+    sql = _cache_statements(session.get_bind().dialect.name)
+    conn = await session.connection()
     now = utcnow()
-    packages, versions, files = _PACKAGES, _VERSIONS, _FILES
-    package_id: int = (
-        await session.execute(
-            table_insert(session, packages)
-            .values(
-                project_id=project_id,
-                name=key,
-                display_name=package_name,
-                format=package_format,
-                description="",
-                created_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=["project_id", "name"], set_={"name": packages.c.name}
-            )
-            .returning(packages.c.id)
+    info = staged.info
+    package_id = (
+        await conn.execute(
+            sql["package"],
+            {
+                "project_id": project_id,
+                "name": key,
+                "display_name": package_name,
+                "format": package_format,
+                "now": now,
+            },
         )
     ).scalar_one()
-    version_id: int = (
-        await session.execute(
-            table_insert(session, versions)
-            .values(package_id=package_id, version=version, created_at=now, meta={})
-            .on_conflict_do_update(
-                index_elements=["package_id", "version"], set_={"version": versions.c.version}
-            )
-            .returning(versions.c.id)
+    version_id = (
+        await conn.execute(
+            sql["version"], {"package_id": package_id, "version": version, "now": now, "meta": {}}
         )
     ).scalar_one()
     row = (
-        await session.execute(
-            _upsert_artifact_stmt(session, staged, content_type, _ARTIFACTS).returning(
-                *_ARTIFACTS.c
-            )
+        await conn.execute(
+            sql["artifact"],
+            {
+                "id": info.sha256,
+                "size": info.size,
+                "md5": info.md5,
+                "sha1": info.sha1,
+                "sha512": info.sha512,
+                "content_type": content_type,
+                "now": now,
+            },
         )
     ).one()
     artifact = Artifact(**row._asdict())
+    where = {"version_id": version_id, "filename": filename}
     created = (
-        await session.execute(
-            table_insert(session, files)
-            .values(
-                version_id=version_id, filename=filename, artifact_id=artifact.id, created_at=now
-            )
-            .on_conflict_do_nothing(index_elements=["version_id", "filename"])
-            .returning(files.c.id)
-        )
+        await conn.execute(sql["file"], {**where, "artifact_id": artifact.id, "now": now})
     ).scalar()
     if created is None:
-        existing = (
-            await session.execute(
-                select(files.c.artifact_id).where(
-                    files.c.version_id == version_id, files.c.filename == filename
-                )
-            )
-        ).scalar()
+        existing = (await conn.execute(sql["existing"], where)).scalar()
         if existing != artifact.id:
             raise Conflict(
                 f"{key} {version} already has a different {filename!r}; "
@@ -278,17 +325,8 @@ async def add_cached_file(
     deduplicated = await storage.commit(staged)
     artifact.ref_count += 1  # what the trigger counted (a transient object: no UPDATE)
     target = f"{project_name}/{key}/{version}/{filename}"
-    await session.execute(
-        insert(_AUDIT).values(
-            at=now,
-            actor="system",
-            action="file.upload",
-            target=target,
-            address="",
-            credential="system",
-            detail={"sha256": artifact.id, "size": artifact.size, "deduplicated": deduplicated},
-        )
-    )
+    detail = {"sha256": artifact.id, "size": artifact.size, "deduplicated": deduplicated}
+    await conn.execute(sql["audit"], {"now": now, "target": target, "detail": detail})
     log.info(
         "dedup hit" if deduplicated else "upload stored",
         extra={

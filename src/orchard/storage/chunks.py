@@ -32,29 +32,52 @@ async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[byte
         yield b"".join(parts)
 
 
+async def regroup(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
+    """Like ``rechunk``, without joining: groups of chunks of about ``size``
+    bytes in all (a copy of every byte saved)."""
+    group: list[bytes] = []
+    held = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        group.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield group
+            group = []
+            held = 0
+    if group:
+        yield group
+
+
 async def write_through(
     chunks: AsyncIterator[bytes],
     write: Callable[[bytes], None],
     size: int,
     max_size: int | None = None,
 ) -> int:
-    """Feed a stream, regrouped into pieces of about ``size`` bytes, to the
-    blocking ``write`` in a worker thread; returns the number of bytes.
+    """Feed a stream to the blocking ``write`` in a worker thread, one group
+    of about ``size`` bytes per thread hop; returns the number of bytes.
 
-    One piece is written (and hashed, if ``write`` hashes) while the next one
+    One group is written (and hashed, if ``write`` hashes) while the next one
     is being received, so a fast source is never paused for the disk or the
-    digests. Raises TooLarge past ``max_size``; any error waits for the piece
+    digests. Raises TooLarge past ``max_size``; any error waits for the group
     in flight, so ``write`` is never running when this returns."""
+
+    def write_all(group: list[bytes]) -> None:
+        for chunk in group:
+            write(chunk)
+
     total = 0
     pending: asyncio.Future[None] | None = None
     try:
-        async for piece in rechunk(chunks, size):
-            if max_size is not None and total + len(piece) > max_size:
+        async for group in regroup(chunks, size):
+            total += sum(len(chunk) for chunk in group)
+            if max_size is not None and total > max_size:
                 raise TooLarge(f"body exceeds the limit of {max_size} bytes")
-            total += len(piece)
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(anyio.to_thread.run_sync(write, piece))
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(write_all, group))
         if pending is not None:
             await pending
             pending = None

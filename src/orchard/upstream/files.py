@@ -21,6 +21,7 @@ background, see ``finish.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -33,11 +34,12 @@ import anyio.to_thread
 import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog
-from orchard.core.artifacts import add_cached_file, table_insert
+from orchard.core.artifacts import add_cached_file
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.errors import NotFound, UpstreamError
@@ -101,18 +103,36 @@ def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
 
 _ARTIFACTS = cast(Table, Artifact.__table__)
 _CACHED_URLS = cast(Table, CachedUrl.__table__)
+# Built once: every proxied file request runs the lookup, every cold fetch the
+# upsert, and building a statement costs about as much as running it.
+_LOOKUP = (
+    select(*_ARTIFACTS.c)
+    .join(_CACHED_URLS, _CACHED_URLS.c.artifact_id == _ARTIFACTS.c.id)
+    .where(_CACHED_URLS.c.url_hash == bindparam("url_hash"))
+)
+
+
+@functools.cache
+def _remember_url(dialect: str) -> Any:
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    c = _CACHED_URLS.c
+    stmt = ins(_CACHED_URLS).values(
+        url_hash=bindparam("url_hash"),
+        url=bindparam("url"),
+        artifact_id=bindparam("artifact_id"),
+        ecosystem=bindparam("ecosystem"),
+        fetched_at=bindparam("now", type_=c.fetched_at.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["url_hash"],
+        set_={"artifact_id": stmt.excluded.artifact_id, "fetched_at": stmt.excluded.fetched_at},
+    )
 
 
 async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
     """The artifact stored for ``url`` (a transient object: one Core query)."""
     async with ctx.db.session() as session:
-        row = (
-            await session.execute(
-                select(*_ARTIFACTS.c)
-                .join(_CACHED_URLS, _CACHED_URLS.c.artifact_id == _ARTIFACTS.c.id)
-                .where(_CACHED_URLS.c.url_hash == url_hash(url))
-            )
-        ).first()
+        row = (await session.execute(_LOOKUP, {"url_hash": url_hash(url)})).first()
     return None if row is None else Artifact(**row._asdict())
 
 
@@ -161,29 +181,20 @@ class Transfer:
             self.queue.get_nowait()
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The leader's response body; the last chunk waits for verification.
-        What has arrived meanwhile goes out in one piece: a client slower
-        than the upstream gets fewer, larger writes."""
-        queue = self.queue
-        chunks: list[bytes] = []  # the last one is held back
+        """The leader's response body; the last chunk waits for verification."""
+        pending: bytes | None = None
         try:
             while True:
-                item = await queue.get()
-                while not isinstance(item, _End):
-                    chunks.append(item)
-                    if queue.empty():
-                        break
-                    item = queue.get_nowait()
+                item = await self.queue.get()
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise UpstreamError(f"upstream transfer of {self.place.filename} failed")
-                    if chunks:
-                        yield b"".join(chunks)
+                    if pending:
+                        yield pending
                     return
-                if len(chunks) > 1:
-                    last = chunks.pop()
-                    yield b"".join(chunks)
-                    chunks = [last]
+                if pending is not None:
+                    yield pending
+                pending = item
         finally:
             self.detach()
 
@@ -287,20 +298,16 @@ class Transfer:
                     package_format=place.package_format,
                     content_type=place.content_type,
                 )
-                now = utcnow()
-                await session.execute(
-                    table_insert(session, _CACHED_URLS)
-                    .values(
-                        url_hash=url_hash(self.wanted.url),
-                        url=self.wanted.url,
-                        artifact_id=stored.artifact.id,
-                        ecosystem=place.ecosystem,
-                        fetched_at=now,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["url_hash"],
-                        set_={"artifact_id": stored.artifact.id, "fetched_at": now},
-                    )
+                conn = await session.connection()
+                await conn.execute(
+                    _remember_url(conn.dialect.name),
+                    {
+                        "url_hash": url_hash(self.wanted.url),
+                        "url": self.wanted.url,
+                        "artifact_id": stored.artifact.id,
+                        "ecosystem": place.ecosystem,
+                        "now": utcnow(),
+                    },
                 )
         except BaseException:
             ctx.project_ids.pop(project, None)  # e.g. a database replaced under us

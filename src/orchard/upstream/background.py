@@ -49,9 +49,8 @@ class Background:
             self._busy -= 1
             self._last_busy = asyncio.get_running_loop().time()
 
-    async def _until_quiet(self) -> None:
+    async def _until_quiet(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_defer
         while not self._draining:
             now = loop.time()
             if now >= deadline:
@@ -70,11 +69,11 @@ class Background:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
         slots = self._slots
+        deadline = asyncio.get_running_loop().time() + self._max_defer
 
         async def run() -> None:
-            await self._until_quiet()
-            async with slots:
-                await self._until_quiet()
+            async with slots:  # only the jobs holding a slot watch for quiet
+                await self._until_quiet(deadline)
                 try:
                     await work()
                 except Exception:

@@ -1,0 +1,117 @@
+"""Deferred background work (upstream/background.py) and staging's overlapped writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from orchard.errors import TooLarge
+from orchard.storage.chunks import write_through
+from orchard.upstream.background import Background
+
+
+async def test_jobs_wait_for_quiet_and_run_one_at_a_time() -> None:
+    background = Background(limit=1, quiet=0.2)
+    order: list[str] = []
+    running = 0
+
+    def job(name: str) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            nonlocal running
+            running += 1
+            assert running == 1
+            await asyncio.sleep(0.01)
+            order.append(name)
+            running -= 1
+
+        return work
+
+    with background.busy():  # a transfer in flight: nothing runs
+        background.spawn("a", job("a"))
+        background.spawn("b", job("b"))
+        await asyncio.sleep(0.3)
+        assert order == []
+    await asyncio.sleep(0.1)
+    assert order == []  # not quiet long enough yet
+    for _ in range(100):
+        if len(order) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert order == ["a", "b"]
+    assert len(background) == 0
+
+
+async def test_a_job_waits_no_longer_than_max_defer() -> None:
+    background = Background(quiet=10.0, max_defer=0.2)
+    done = asyncio.Event()
+
+    async def work() -> None:
+        done.set()
+
+    with background.busy():
+        background.spawn("late", work)
+        await asyncio.wait_for(done.wait(), 2.0)
+
+
+async def test_drain_runs_what_is_queued_and_logs_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    background = Background(quiet=60.0)
+    ran: list[str] = []
+
+    async def ok() -> None:
+        ran.append("ok")
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    with background.busy():
+        background.spawn("broken", broken)
+        background.spawn("ok", ok)
+        with caplog.at_level(logging.ERROR, logger="orchard.upstream"):
+            await background.drain(5.0)
+    assert ran == ["ok"]
+    assert "background work failed: broken" in caplog.text
+
+
+async def test_drain_cancels_what_outlasts_it() -> None:
+    background = Background(quiet=0.0)
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    background.spawn("forever", forever)
+    await background.drain(0.3)
+    assert len(background) == 0
+
+
+async def _pieces(count: int, size: int) -> AsyncIterator[bytes]:
+    for i in range(count):
+        await asyncio.sleep(0)
+        yield bytes([i % 256]) * size
+
+
+async def test_write_through_keeps_order_and_counts() -> None:
+    written: list[bytes] = []
+    total = await write_through(_pieces(40, 1000), written.append, size=4096)
+    assert total == 40_000
+    assert b"".join(written) == b"".join(bytes([i]) * 1000 for i in range(40))
+
+
+async def test_write_through_refuses_past_the_limit_and_waits_for_the_write() -> None:
+    calls = 0
+
+    def slow(chunk: bytes) -> None:
+        nonlocal calls
+        calls += 1
+
+    with pytest.raises(TooLarge):
+        await write_through(_pieces(40, 1000), slow, size=4096, max_size=10_000)
+    settled = calls
+    await asyncio.sleep(0.05)
+    assert calls == settled  # nothing writes after the error

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -26,6 +27,38 @@ from typing import Any
 UNUSED_MODULES = ("httpx._main", "pydantic.v1")
 
 APP_FACTORY = "orchard.server:create_app"
+
+# glibc's mallopt(3) parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 1024 * 1024
+ARENA_MAX = 2
+
+
+def tune_malloc() -> None:
+    """Let freed memory leave the process (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold each time a large block is freed; from
+    then on big, short-lived buffers (response bodies, file chunks) come from
+    the heap and stay resident once freed. A fixed threshold hands blocks of
+    1 MiB and more back at once. Two arenas bound what the server's threads
+    (granian's runtime, anyio's worker threads, one per SQLite connection)
+    keep in memory of their own. glibc's own ``MALLOC_*`` environment
+    variables, when set, take precedence.
+    """
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        mallopt(_M_ARENA_MAX, ARENA_MAX)
 
 
 def skip_unused_modules() -> None:
@@ -69,8 +102,14 @@ async def _serve_here(options: dict[str, Any]) -> int:
     return 0
 
 
-def serve(host: str, port: int, workers: int = 1) -> int:
-    """Serve Orchard on ``host:port``; returns the process exit code."""
+def serve(host: str, port: int, workers: int = 1, io_threads: int = 2) -> int:
+    """Serve Orchard on ``host:port``; returns the process exit code.
+
+    ``io_threads``: granian's threads for blocking I/O, such as reading the
+    files it sends straight from disk (granian's own default is 512, each
+    one a thread with its own stack kept for a while after use).
+    """
+    tune_malloc()
     from granian.constants import Interfaces
 
     options: dict[str, Any] = {
@@ -78,6 +117,7 @@ def serve(host: str, port: int, workers: int = 1) -> int:
         "port": port,
         "interface": Interfaces.ASGI,
         "log_access": False,
+        "runtime_blocking_threads": max(1, io_threads),
     }
     _configure_granian_logging()
     if workers <= 1:
@@ -92,12 +132,17 @@ def serve(host: str, port: int, workers: int = 1) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orchard.server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m orchard.server",
+        description="Serve Orchard over HTTP (granian); `orchard serve` migrates first, then "
+        "runs this. Settings come from the ORCHARD_* environment as usual.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--io-threads", type=int, default=2)
     args = parser.parse_args(argv)
-    return serve(args.host, args.port, args.workers)
+    return serve(args.host, args.port, args.workers, args.io_threads)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(30.0, description="ORCHARD_HTTP_CONNECT_TIMEOUT")
     http_read_timeout: float = Field(60.0, description="ORCHARD_HTTP_READ_TIMEOUT")
     http_worker_threads: int = Field(32, description="ORCHARD_HTTP_WORKER_THREADS")
+    server_io_threads: int = Field(
+        2,
+        ge=1,
+        description="ORCHARD_SERVER_IO_THREADS: threads of the HTTP server (granian) for "
+        "blocking I/O such as reading files it sends from disk, per process.",
+    )
 
     cache_ttl_index: int = Field(300, description="ORCHARD_CACHE_TTL_INDEX")
     cache_ttl_versions: int = Field(300, description="ORCHARD_CACHE_TTL_VERSIONS")

@@ -40,6 +40,7 @@ def serve(
     sys.stdout.flush()
     sys.stderr.flush()
     args = ["--host", host, "--port", str(port), "--workers", str(workers)]
+    args += ["--io-threads", str(settings.server_io_threads)]
     os.execv(sys.executable, [sys.executable, "-m", "orchard.server", *args])
 
 

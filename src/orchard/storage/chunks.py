@@ -55,32 +55,40 @@ async def write_through(
     write: Callable[[bytes], None],
     size: int,
     max_size: int | None = None,
+    finish: Callable[[], None] | None = None,
 ) -> int:
     """Feed a stream to the blocking ``write`` in a worker thread, one group
-    of about ``size`` bytes per thread hop; returns the number of bytes.
+    of about ``size`` bytes per thread hop, then call ``finish`` (in the hop
+    of the last group); returns the number of bytes.
 
-    One group is written (and hashed, if ``write`` hashes) while the next one
-    is being received, so a fast source is never paused for the disk or the
+    A group is written (and hashed, if ``write`` hashes) while the next ones
+    are being received, so a fast source is never paused for the disk or the
     digests. Raises TooLarge past ``max_size``; any error waits for the group
     in flight, so ``write`` is never running when this returns."""
 
-    def write_all(group: list[bytes]) -> None:
+    def write_all(group: list[bytes], last: bool) -> None:
         for chunk in group:
             write(chunk)
+        if last and finish is not None:
+            finish()
 
     total = 0
     pending: asyncio.Future[None] | None = None
+    held: list[bytes] = []  # the latest group: it may be the last
     try:
         async for group in regroup(chunks, size):
             total += sum(len(chunk) for chunk in group)
             if max_size is not None and total > max_size:
                 raise TooLarge(f"body exceeds the limit of {max_size} bytes")
-            if pending is not None:
-                await pending
-            pending = asyncio.ensure_future(anyio.to_thread.run_sync(write_all, group))
+            if held:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(anyio.to_thread.run_sync(write_all, held, False))
+            held = group
         if pending is not None:
             await pending
             pending = None
+        await anyio.to_thread.run_sync(write_all, held, True)
     finally:
         if pending is not None and not pending.done():
             with anyio.CancelScope(shield=True):

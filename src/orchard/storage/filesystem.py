@@ -91,13 +91,14 @@ class FilesystemStore:
             opened().write(chunk)
             hashes.update(chunk)
 
+        def close() -> None:
+            opened().close()  # an empty body is a file too
+
         try:
             try:
-                await write_through(chunks, write, CHUNK_SIZE, max_size)
-                if not files:  # an empty body is a file too
-                    await anyio.to_thread.run_sync(opened)
+                await write_through(chunks, write, CHUNK_SIZE, max_size, finish=close)
             finally:
-                if files:  # no write is running here (write_through waits for it)
+                if files and not files[0].closed:  # no write is running (write_through waits)
                     with anyio.CancelScope(shield=True):
                         await anyio.to_thread.run_sync(files[0].close)
         except BaseException as exc:

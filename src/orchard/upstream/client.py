@@ -5,6 +5,9 @@ storage) first lets that work end."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import httpcore
 import httpx
 
@@ -20,6 +23,14 @@ READ_SIZE = 256 * 1024
 _H11 = httpcore.AsyncHTTP11Connection
 if _H11.READ_NUM_BYTES < READ_SIZE:
     _H11.READ_NUM_BYTES = READ_SIZE
+
+# httpcore asks ``import sniffio`` which async library runs, several times per
+# request; without sniffio installed (anyio 4 no longer needs it) each try
+# searches the whole sys.path and fails, about 0.3 ms of every upstream
+# request. A None entry makes the failing import immediate; nothing changes
+# when sniffio is installed.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 DRAIN_TIMEOUT = 30.0  # seconds closing waits for background work
 

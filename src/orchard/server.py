@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -71,7 +72,13 @@ def create_app() -> Any:
     skip_unused_modules()
     from orchard.app import app_from_env
 
-    return app_from_env()
+    app = app_from_env()
+    # Everything built so far (modules, routes, models) lives as long as the
+    # process: keep the collector from walking it again on every full
+    # collection under load.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 class _DropExperimentalNotice(logging.Filter):

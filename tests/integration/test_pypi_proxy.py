@@ -77,6 +77,7 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
     first = await client.get(url)
     assert first.status_code == 200
     assert first.content == wheel.content
+    assert "x-checksum-md5" not in first.headers  # computed after the answer, see below
     second = await client.get(url)
     assert second.content == wheel.content
     assert second.headers["etag"] == f'"{wheel.sha256}"'
@@ -95,6 +96,8 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
         "sha1": hashlib.sha1(wheel.content).hexdigest(),
         "sha512": hashlib.sha512(wheel.content).hexdigest(),
     }
+    finished_answer = await client.get(url)
+    assert finished_answer.headers["x-checksum-md5"] == digests["md5"]
     await client.post("/api/v1/projects", json={"name": "team"})
     put = await client.put(f"/api/v1/project/team/packages/x/versions/1/files/{wheel.filename}",
                            content=wheel.content)

@@ -40,6 +40,7 @@ from orchard.upstream.sources import Source
 log = logging.getLogger("orchard.upstream")
 
 SIDECAR = ".metadata"
+_DEFERRED_CHECKSUMS = ("x-checksum-md5", "x-checksum-sha1")
 _LEGACY_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip", ".egg", ".exe")
 
 
@@ -188,7 +189,11 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
     dist = filename.removesuffix(SIDECAR) if sidecar else filename
 
     async def respond(artifact: Artifact) -> Response:
-        return await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
+        response = await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
+        for header in _DEFERRED_CHECKSUMS:  # not computed yet (upstream/finish.py): no header
+            if response.headers.get(header) == "":
+                del response.headers[header]
+        return response
 
     found = await _listed(ctx, name, dist)
     if found is None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from orchard.app import create_app
 from orchard.cache.base import Category
-from orchard.db.models import Artifact, ArtifactDependency, CachedUrl
+from orchard.db.models import Artifact, ArtifactDependency, AuditEntry, CachedUrl, Version
 from orchard.protocols.pypi import proxy_index
 from orchard.settings import Settings
 from orchard.upstream.context import upstream_context
@@ -107,6 +108,35 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
     deps = {d["name"]: d for d in detail["dependencies"]}
     assert set(deps) == {"attrs", "idna"}
     assert deps["idna"]["kind"] == "optional"
+
+
+async def test_cached_rows_are_written_as_the_orm_writes_them(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    """The proxy's store runs prebuilt statements (core/prebuilt.py): same
+    values, defaults and storage formats as every other write."""
+    wheel = publish(fake, "tiny", "1.0")
+    assert (await client.get(await file_url(client, "tiny", wheel.filename))).status_code == 200
+    async with app.state.db.session() as session:
+        version = await session.scalar(select(Version).where(Version.version == "1.0"))
+        assert version is not None
+        assert version.yanked is False and version.yank_reason == "" and version.meta == {}
+        assert version.created_at.tzinfo is not None
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "file.upload").order_by(
+                AuditEntry.id.desc()
+            )
+        )
+        assert entry is not None and entry.actor == "system"
+        assert entry.detail == {"sha256": wheel.sha256, "size": len(wheel.content),
+                                "deduplicated": False}
+        if STACK != "production":  # SQLite keeps timestamps as text: one format for all
+            stamps = await session.execute(
+                text("SELECT p.created_at, v.created_at, a.at FROM projects p, versions v, "
+                     "audit_log a WHERE p.name = 'proxy' AND a.id = :id"), {"id": entry.id}
+            )
+            formats = {re.sub(r"\d", "0", value) for value in stamps.one()}
+            assert len(formats) == 1, formats
 
 
 async def test_lost_finishing_is_done_when_the_file_is_served_again(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog, names
 from orchard.core.audit import Actor, record
+from orchard.core.prebuilt import Prebuilt
 from orchard.db.base import utcnow
 from orchard.db.models import (
     Artifact,
@@ -177,11 +178,12 @@ def _param(table: Table, column: str, name: str | None = None) -> Any:
     return bindparam(name or column, type_=table.c[column].type)
 
 
+_RETURNED = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
+
+
 @functools.cache
-def _cache_statements(dialect: str) -> dict[str, Any]:
-    """The statements of ``add_cached_file``, built once per dialect: every
-    cold proxy fetch runs them, and building a statement costs about as
-    much as running it."""
+def _cache_statements(dialect: str) -> dict[str, Prebuilt]:
+    """The statements of ``add_cached_file``, built once per dialect."""
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     pk, vs, fs, ar, au = _PACKAGES, _VERSIONS, _FILES, _ARTIFACTS, _AUDIT
     package = ins(pk).values(
@@ -219,31 +221,46 @@ def _cache_statements(dialect: str) -> dict[str, Any]:
         artifact_id=_param(fs, "artifact_id"),
         created_at=_param(fs, "created_at", "now"),
     )
+    audit = insert(au).values(
+        at=_param(au, "at", "now"),
+        actor="system",
+        action="file.upload",
+        target=_param(au, "target"),
+        address="",
+        credential="system",
+        detail=_param(au, "detail"),
+    )
     return {
-        "package": package.on_conflict_do_update(
-            index_elements=["project_id", "name"], set_={"name": pk.c.name}
-        ).returning(pk.c.id),
-        "version": version.on_conflict_do_update(
-            index_elements=["package_id", "version"], set_={"version": vs.c.version}
-        ).returning(vs.c.id),
-        "artifact": artifact.on_conflict_do_update(
-            index_elements=["id"], set_={"touched_at": artifact.excluded.touched_at, **known}
-        ).returning(*ar.c),
-        "file": file.on_conflict_do_nothing(index_elements=["version_id", "filename"]).returning(
-            fs.c.id
+        "package": Prebuilt(
+            package.on_conflict_do_update(
+                index_elements=["project_id", "name"], set_={"name": pk.c.name}
+            ).returning(pk.c.id),
+            pk,
         ),
-        "existing": select(fs.c.artifact_id).where(
-            fs.c.version_id == bindparam("version_id"), fs.c.filename == bindparam("filename")
+        "version": Prebuilt(
+            version.on_conflict_do_update(
+                index_elements=["package_id", "version"], set_={"version": vs.c.version}
+            ).returning(vs.c.id),
+            vs,
         ),
-        "audit": insert(au).values(
-            at=_param(au, "at", "now"),
-            actor="system",
-            action="file.upload",
-            target=_param(au, "target"),
-            address="",
-            credential="system",
-            detail=_param(au, "detail"),
+        "artifact": Prebuilt(
+            artifact.on_conflict_do_update(
+                index_elements=["id"], set_={"touched_at": artifact.excluded.touched_at, **known}
+            ).returning(*(ar.c[name] for name in _RETURNED)),
+            ar,
         ),
+        "file": Prebuilt(
+            file.on_conflict_do_nothing(index_elements=["version_id", "filename"]).returning(
+                fs.c.id
+            ),
+            fs,
+        ),
+        "existing": Prebuilt(
+            select(fs.c.artifact_id).where(
+                fs.c.version_id == bindparam("version_id"), fs.c.filename == bindparam("filename")
+            )
+        ),
+        "audit": Prebuilt(audit, au),
     }
 
 
@@ -267,9 +284,9 @@ async def add_cached_file(
     done: package and version are upserted returning their ids, the artifact
     upsert returns the row (no read-back), the file is inserted before the
     blob is committed (a conflicting file costs no storage write), and the
-    statements are Core ones built once (the ORM and statement building cost
-    more than the database here). The caller owns the transaction; on any
-    error it rolls back and discards ``staged``."""
+    statements are built once (``prebuilt.py``). The returned artifact is a
+    transient object without timestamps. The caller owns the transaction; on
+    any error it rolls back and discards ``staged``."""
     names.filename(filename)
     key = names.package_name(package_name, package_format)
     names.version_string(version)
@@ -277,45 +294,37 @@ async def add_cached_file(
     conn = await session.connection()
     now = utcnow()
     info = staged.info
-    package_id = (
-        await conn.execute(
-            sql["package"],
-            {
-                "project_id": project_id,
-                "name": key,
-                "display_name": package_name,
-                "format": package_format,
-                "now": now,
-            },
-        )
-    ).scalar_one()
-    version_id = (
-        await conn.execute(
-            sql["version"], {"package_id": package_id, "version": version, "now": now, "meta": {}}
-        )
-    ).scalar_one()
-    row = (
-        await conn.execute(
-            sql["artifact"],
-            {
-                "id": info.sha256,
-                "size": info.size,
-                "md5": info.md5,
-                "sha1": info.sha1,
-                "sha512": info.sha512,
-                "content_type": content_type,
-                "now": now,
-            },
-        )
-    ).one()
-    artifact = Artifact(**row._asdict())
+    ((package_id,),) = await sql["package"].rows(
+        conn,
+        {
+            "project_id": project_id,
+            "name": key,
+            "display_name": package_name,
+            "format": package_format,
+            "now": now,
+        },
+    )
+    ((version_id,),) = await sql["version"].rows(
+        conn, {"package_id": package_id, "version": version, "now": now, "meta": {}}
+    )
+    (row,) = await sql["artifact"].rows(
+        conn,
+        {
+            "id": info.sha256,
+            "size": info.size,
+            "md5": info.md5,
+            "sha1": info.sha1,
+            "sha512": info.sha512,
+            "content_type": content_type,
+            "now": now,
+        },
+    )
+    artifact = Artifact(**dict(zip(_RETURNED, row, strict=True)))
     where = {"version_id": version_id, "filename": filename}
-    created = (
-        await conn.execute(sql["file"], {**where, "artifact_id": artifact.id, "now": now})
-    ).scalar()
-    if created is None:
-        existing = (await conn.execute(sql["existing"], where)).scalar()
-        if existing != artifact.id:
+    created = await sql["file"].rows(conn, {**where, "artifact_id": artifact.id, "now": now})
+    if not created:
+        existing = await sql["existing"].rows(conn, where)
+        if not existing or existing[0][0] != artifact.id:
             raise Conflict(
                 f"{key} {version} already has a different {filename!r}; "
                 "published versions are immutable"
@@ -326,7 +335,7 @@ async def add_cached_file(
     artifact.ref_count += 1  # what the trigger counted (a transient object: no UPDATE)
     target = f"{project_name}/{key}/{version}/{filename}"
     detail = {"sha256": artifact.id, "size": artifact.size, "deduplicated": deduplicated}
-    await conn.execute(sql["audit"], {"now": now, "target": target, "detail": detail})
+    await sql["audit"].rows(conn, {"now": now, "target": target, "detail": detail})
     log.info(
         "dedup hit" if deduplicated else "upload stored",
         extra={

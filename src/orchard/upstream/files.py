@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog
 from orchard.core.artifacts import add_cached_file
+from orchard.core.prebuilt import Prebuilt
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.errors import NotFound, UpstreamError
@@ -103,17 +104,18 @@ def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
 
 _ARTIFACTS = cast(Table, Artifact.__table__)
 _CACHED_URLS = cast(Table, CachedUrl.__table__)
-# Built once: every proxied file request runs the lookup, every cold fetch the
-# upsert, and building a statement costs about as much as running it.
-_LOOKUP = (
-    select(*_ARTIFACTS.c)
+# Built once (core/prebuilt.py): every proxied file request runs the lookup,
+# every cold fetch the upsert.
+_ARTIFACT_COLUMNS = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
+_LOOKUP = Prebuilt(
+    select(*(_ARTIFACTS.c[name] for name in _ARTIFACT_COLUMNS))
     .join(_CACHED_URLS, _CACHED_URLS.c.artifact_id == _ARTIFACTS.c.id)
     .where(_CACHED_URLS.c.url_hash == bindparam("url_hash"))
 )
 
 
 @functools.cache
-def _remember_url(dialect: str) -> Any:
+def _remember_url(dialect: str) -> Prebuilt:
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     c = _CACHED_URLS.c
     stmt = ins(_CACHED_URLS).values(
@@ -123,17 +125,24 @@ def _remember_url(dialect: str) -> Any:
         ecosystem=bindparam("ecosystem"),
         fetched_at=bindparam("now", type_=c.fetched_at.type),
     )
-    return stmt.on_conflict_do_update(
-        index_elements=["url_hash"],
-        set_={"artifact_id": stmt.excluded.artifact_id, "fetched_at": stmt.excluded.fetched_at},
+    return Prebuilt(
+        stmt.on_conflict_do_update(
+            index_elements=["url_hash"],
+            set_={"artifact_id": stmt.excluded.artifact_id, "fetched_at": stmt.excluded.fetched_at},
+        ),
+        _CACHED_URLS,
     )
 
 
 async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
-    """The artifact stored for ``url`` (a transient object: one Core query)."""
+    """The artifact stored for ``url`` (a transient object without
+    timestamps: one prebuilt query)."""
     async with ctx.db.session() as session:
-        row = (await session.execute(_LOOKUP, {"url_hash": url_hash(url)})).first()
-    return None if row is None else Artifact(**row._asdict())
+        conn = await session.connection()
+        rows = await _LOOKUP.rows(conn, {"url_hash": url_hash(url)})
+    if not rows:
+        return None
+    return Artifact(**dict(zip(_ARTIFACT_COLUMNS, rows[0], strict=True)))
 
 
 class Transfer:
@@ -299,8 +308,8 @@ class Transfer:
                     content_type=place.content_type,
                 )
                 conn = await session.connection()
-                await conn.execute(
-                    _remember_url(conn.dialect.name),
+                await _remember_url(conn.dialect.name).rows(
+                    conn,
                     {
                         "url_hash": url_hash(self.wanted.url),
                         "url": self.wanted.url,

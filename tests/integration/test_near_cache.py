@@ -109,6 +109,17 @@ async def test_failed_and_redirected_answers_are_not_kept(
     assert len(app.state.near) == 0
 
 
+async def test_files_streamed_through_python_are_not_held_in_memory(
+    app: FastAPI, anon_client: httpx.AsyncClient, wheel: Any
+) -> None:
+    # In process there is no pathsend: the file's bytes pass through Python.
+    url = f"/pypi/team/files/demo-pkg/1.0/{wheel[0]}"
+    for _ in range(2):
+        r = await anon_client.get(url)
+        assert r.status_code == 200 and r.content == wheel[1]
+    assert len(app.state.near) == 0
+
+
 async def test_turned_off_with_a_zero_ttl(
     stack_settings: Settings, wheel: Any
 ) -> None:

@@ -36,6 +36,8 @@ _CONDITIONAL = frozenset(
 )
 _SESSION = b"orchard_session="
 _NOT_IN_304 = frozenset({b"content-length", b"content-type"})
+# Bodies worth keeping: index pages and documents, not files.
+PAGE_TYPES = (b"text/", b"application/json", b"application/vnd.")
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
@@ -123,22 +125,25 @@ class HotPath:
         generation = self.near.generation
         keep = scope["method"] == "GET"
         start: Message | None = None
+        page = False
         chunks: list[bytes] = []
         size = 0
         path: str | None = None
 
         async def capture(message: Message) -> None:
-            nonlocal keep, start, path, size
+            nonlocal keep, start, path, size, page
             if keep:
                 kind = message["type"]
                 if kind == "http.response.start":
                     start = message
-                    keep = message["status"] == 200 and _keepable(message.get("headers", ()))
+                    headers = message.get("headers", ())
+                    keep = message["status"] == 200 and _keepable(headers)
+                    page = _page(headers)
                 elif kind == "http.response.body":
                     body = message.get("body", b"")
                     size += len(body)
                     chunks.append(body)
-                    if size > MAX_ENTRY_BYTES:
+                    if not page or size > MAX_ENTRY_BYTES:
                         keep = False
                         chunks.clear()
                 elif kind == "http.response.pathsend":
@@ -152,12 +157,23 @@ class HotPath:
         route = self.routes.label(scope)
         if path is not None:
             self.near.put(key, generation, headers, path=path, route=route)
-        elif chunks and not any(k == b"content-disposition" for k, _ in headers):
-            # A page; a file streamed through Python (upstream tee, S3) is not
-            # held in memory: its next answer comes from storage, by path.
+        elif chunks:
             self.near.put(key, generation, headers, body=b"".join(chunks), route=route)
 
 
 def _keepable(headers: Any) -> bool:
     """Not a stale page (retry soon) and nothing per client (cookies)."""
     return not any(k in (b"x-orchard-stale", b"set-cookie") for k, _ in headers)
+
+
+def _page(headers: Any) -> bool:
+    """Whether a body is worth holding: a page, not a file. A file streamed
+    through Python (an upstream fetch being cached, a blob on S3) is never
+    held in memory; its next answer comes from storage, by path where the
+    storage has one."""
+    for k, v in headers:
+        if k == b"content-disposition":
+            return False
+        if k == b"content-type" and not v.startswith(PAGE_TYPES):
+            return False
+    return True

@@ -52,16 +52,20 @@ async def _local_copy(storage: ArtifactStore, sha256: str) -> tuple[Path, bool]:
     if path is not None:
         return path, False
     fd, name = await anyio.to_thread.run_sync(lambda: tempfile.mkstemp(prefix="orchard-finish-"))
+    path = Path(name)
     fh = os.fdopen(fd, "wb")
     try:
-        async for chunk in storage.open(sha256):
-            await anyio.to_thread.run_sync(fh.write, chunk)
+        try:
+            async for chunk in storage.open(sha256):
+                await anyio.to_thread.run_sync(fh.write, chunk)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(fh.close)
     except BaseException:
-        fh.close()
-        os.unlink(name)
+        with anyio.CancelScope(shield=True):
+            await _remove(path)
         raise
-    await anyio.to_thread.run_sync(fh.close)
-    return Path(name), True
+    return path, True
 
 
 async def finish(
@@ -99,8 +103,13 @@ async def finish(
                 await after(session, sha256)
     finally:
         if owned and copy is not None:
-            with contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(copy.unlink)
+            with anyio.CancelScope(shield=True):
+                await _remove(copy)
+
+
+async def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        await anyio.to_thread.run_sync(path.unlink)
 
 
 def schedule(
@@ -116,8 +125,7 @@ def schedule(
     queued = ctx.finishing
     if sha256 in queued:
         if copy is not None:
-            with contextlib.suppress(OSError):
-                copy.unlink()
+            ctx.background.spawn(f"drop {copy.name}", lambda: _remove(copy))
         return
     queued.add(sha256)
 

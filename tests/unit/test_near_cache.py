@@ -56,3 +56,14 @@ def test_disabled_with_a_zero_ttl() -> None:
     cache = NearCache(ttl=0, max_bytes=1 << 20)
     cache.put("k", cache.generation, HEADERS, body=b"page")
     assert not cache.enabled and cache.get("k") is None
+
+
+def test_remembered_facts_go_with_the_next_write() -> None:
+    cache = NearCache(ttl=60, max_bytes=1 << 20)
+    cache.remember(("project", "team"), cache.generation, "row")
+    assert cache.recall(("project", "team")) == "row"
+    started = cache.generation
+    cache.clear()
+    assert cache.recall(("project", "team")) is None
+    cache.remember(("project", "team"), started, "read before the write")
+    assert cache.recall(("project", "team")) is None

@@ -8,6 +8,10 @@ protocol URLs (the page bytes with their headers, or the path of a file on
 disk), for at most ``ORCHARD_CACHE_TTL_LOCAL`` seconds and
 ``ORCHARD_CACHE_LOCAL_MAX_BYTES`` bytes (the oldest entries go first).
 
+Beside whole answers it keeps small facts that requests are built from
+(``remember``/``recall``): a project's row, so that a cold page or file
+request for a public project needs no database read to find it.
+
 Consistency. Every write request through this process bumps the
 generation and drops every entry at once, and an answer computed while a
 write happened is not kept (it may predate the write). With Redis, every
@@ -40,6 +44,7 @@ RETRY = 2.0  # seconds between attempts to (re)subscribe
 MAX_ENTRY_BYTES = 2 * 1024 * 1024  # bigger pages are not worth holding
 ENTRY_OVERHEAD = 512  # bytes counted per entry besides its body
 STAMP_INTERVAL = 0.1  # seconds between looks at the stamp file
+MAX_MEMO = 1024  # small facts kept (see ``remember``)
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class NearCache:
         self.hits = 0
         self._entries: dict[Any, Answer] = {}
         self._bytes = 0
+        self._memo: dict[Any, tuple[float, Any]] = {}
         self._publish: Any = None  # async callable set by the Redis listener
         self._listener: asyncio.Task[None] | None = None
 
@@ -135,6 +141,30 @@ class NearCache:
         self._entries[key] = Answer(headers, body, path, etag, route, expires, size, length)
         self._bytes += size
 
+    # --- small facts the answers are made of (e.g. a project's row) -----------------------------
+
+    def recall(self, key: Any) -> Any | None:
+        """A value kept by ``remember``, under the same rules as answers."""
+        if self.stamp is not None:
+            now = time.monotonic()
+            if now >= self._stamp_due:
+                self._check_stamp(now)
+        kept = self._memo.get(key)
+        if kept is None:
+            return None
+        if kept[0] < time.monotonic():
+            del self._memo[key]
+            return None
+        return kept[1]
+
+    def remember(self, key: Any, generation: int, value: Any) -> None:
+        """Keep ``value`` (read under ``generation``) until the next write."""
+        if not self.enabled or generation != self.generation:
+            return
+        if len(self._memo) >= MAX_MEMO:
+            self._memo.pop(next(iter(self._memo)))
+        self._memo[key] = (time.monotonic() + self.ttl, value)
+
     def _drop(self, key: Any) -> None:
         answer = self._entries.pop(key, None)
         if answer is not None:
@@ -144,6 +174,7 @@ class NearCache:
         """Forget everything, here only; see ``invalidate``."""
         self.generation += 1
         self._entries.clear()
+        self._memo.clear()
         self._bytes = 0
 
     async def invalidate(self) -> None:

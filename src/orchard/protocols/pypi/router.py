@@ -72,9 +72,26 @@ def _redirect(request: Request, path: str) -> RedirectResponse:
     return RedirectResponse(path + (f"?{query}" if query else ""), status_code=301)
 
 
-async def _readable(db: DbDep, principal: CurrentPrincipal, project: str) -> Project:
-    async with db.session() as session:
-        return await project_for(session, principal, project, "read")
+async def _readable(
+    request: Request, db: DbDep, principal: CurrentPrincipal, project: str
+) -> Project:
+    """The project, if ``principal`` may read it. For anonymous readers the
+    row comes from the near cache when it can (no database read); any write
+    drops it there, and a project that is not public is 404 as always."""
+    if principal.authenticated:
+        async with db.session() as session:
+            return await project_for(session, principal, project, "read")
+    near = request.app.state.near
+    key = ("project", project)
+    row: Project | None = near.recall(key)
+    if row is None:
+        generation = near.generation
+        async with db.session() as session:
+            row = await project_for(session, principal, project, "read")
+        near.remember(key, generation, row)
+    elif not row.is_public:
+        raise NotFound(f"project {project!r} not found")
+    return row
 
 
 # --- the simple API ---------------------------------------------------------------------------
@@ -95,13 +112,14 @@ async def _index(
 async def _project_page(
     request: Request, db: DbDep, principal: CurrentPrincipal, project: str, name: str, base: str
 ) -> Response:
-    async with db.session() as session:
-        row = await project_for(session, principal, project, "read")
-        normal = ADAPTER.normalize(name)
-        if normal != name or not request.url.path.endswith("/"):
-            return _redirect(request, f"{base}/{normal}/")
-        # The built-in proxy project hosts nothing: its packages are upstream caches.
-        page = None if row.builtin else await ADAPTER.hosted_page(session, request, row, normal)
+    row = await _readable(request, db, principal, project)
+    normal = ADAPTER.normalize(name)
+    if normal != name or not request.url.path.endswith("/"):
+        return _redirect(request, f"{base}/{normal}/")
+    page = None
+    if not row.builtin:  # the built-in proxy project hosts nothing: its packages are caches
+        async with db.session() as session:
+            page = await ADAPTER.hosted_page(session, request, row, normal)
     if page is None and row.upstream:
         page = await ADAPTER.upstream_page(request, row, normal)
     if page is None:
@@ -135,7 +153,7 @@ async def alias_page(
 async def index_no_slash(
     request: Request, project: str, db: DbDep, principal: CurrentPrincipal
 ) -> Response:
-    await _readable(db, principal, project)
+    await _readable(request, db, principal, project)
     return _redirect(request, f"/pypi/{project}/simple/")
 
 
@@ -231,7 +249,7 @@ async def upstream_file(
     request: Request, project: str, path: str, db: DbDep, principal: CurrentPrincipal
 ) -> Response:
     """Any other path under the project belongs to the proxy."""
-    row = await _readable(db, principal, project)
+    row = await _readable(request, db, principal, project)
     response = await ADAPTER.upstream_file(request, row, path)
     if response is None:
         raise NotFound(f"not found: {request.url.path}")

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, case, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog, names
@@ -184,7 +183,7 @@ _RETURNED = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
 @functools.cache
 def _cache_statements(dialect: str) -> dict[str, Prebuilt]:
     """The statements of ``add_cached_file``, built once per dialect."""
-    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    ins = catalog.dialect_insert(dialect)
     pk, vs, fs, ar, au = _PACKAGES, _VERSIONS, _FILES, _ARTIFACTS, _AUDIT
     package = ins(pk).values(
         project_id=_param(pk, "project_id"),

@@ -24,14 +24,19 @@ log = logging.getLogger("orchard.catalog")
 PROXY_PROJECT = "proxy"
 
 
-def insert_for(session: AsyncSession, model: type[Any]) -> Any:
-    """A dialect-specific INSERT that supports ON CONFLICT."""
-    if session.get_bind().dialect.name == "postgresql":
+def dialect_insert(dialect: str) -> Any:
+    """The ``insert`` construct (with ON CONFLICT) of a dialect by name."""
+    if dialect == "postgresql":
         # Imported here: the dialect's module costs ~2 MB in an SQLite server.
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+        return postgresql.insert
+    return sqlite.insert
+
+
+def insert_for(session: AsyncSession, model: type[Any]) -> Any:
+    """A dialect-specific INSERT that supports ON CONFLICT."""
+    return dialect_insert(session.get_bind().dialect.name)(model)
 
 
 async def get_project(session: AsyncSession, name: str) -> Project:

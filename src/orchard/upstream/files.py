@@ -35,7 +35,6 @@ import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog
@@ -116,7 +115,7 @@ _LOOKUP = Prebuilt(
 
 @functools.cache
 def _remember_url(dialect: str) -> Prebuilt:
-    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    ins = catalog.dialect_insert(dialect)
     c = _CACHED_URLS.c
     stmt = ins(_CACHED_URLS).values(
         url_hash=bindparam("url_hash"),

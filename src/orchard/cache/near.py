@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class NearCache:
         self._bytes = 0
         self._memo: dict[Any, tuple[float, Any]] = {}
         self._publish: Any = None  # async callable set by the Redis listener
+        self._id = uuid.uuid4().hex.encode()  # our own invalidations come back: skip them
         self._listener: asyncio.Task[None] | None = None
 
     @property
@@ -200,7 +202,7 @@ class NearCache:
 
         async def publish() -> None:
             async with asyncio.timeout(1.0):
-                await redis.publish(CHANNEL, b"1")
+                await redis.publish(CHANNEL, self._id)
 
         self._publish = publish
         self._listener = asyncio.create_task(self._listen(redis), name="near-cache-listener")
@@ -212,8 +214,9 @@ class NearCache:
                 await pubsub.subscribe(CHANNEL)
                 # Whatever was published while we were not listening is lost: start clean.
                 self.clear()
-                async for _message in pubsub.listen():
-                    self.clear()
+                async for message in pubsub.listen():
+                    if message.get("data") != self._id:
+                        self.clear()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -28,6 +28,7 @@ import pytest
 from orchard.app import create_app
 from orchard.db.migrate import upgrade
 from orchard.settings import Settings
+from tests.fakes.pypi_upstream import FakePyPI
 from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
 
 STACK = os.environ.get("ORCHARD_TEST_STACK", "embedded")
@@ -283,6 +284,16 @@ def start_live_server(settings: Settings, log: Path) -> LiveServer:
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     """``orchard serve`` in a subprocess on a free loopback port."""
     server = start_live_server(settings, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePyPI]:
+    """A fake PyPI upstream over HTTP on 127.0.0.1 (see tests/fakes/pypi_upstream.py)."""
+    server = FakePyPI().start()
     try:
         yield server
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,15 +18,6 @@ from tests.conftest import LiveServer
 from tests.e2e.test_pypi_clients import BIN, client_env, pip_install, run
 from tests.fakes.pypi_upstream import FakePyPI
 from tests.pypi_proxy_support import publish
-
-
-@pytest.fixture
-def fake() -> Iterator[FakePyPI]:
-    server = FakePyPI().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

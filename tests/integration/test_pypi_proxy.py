@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,15 +21,6 @@ from orchard.upstream.context import upstream_context
 from tests.conftest import STACK
 from tests.fakes.pypi_upstream import FakeFile, FakePyPI
 from tests.pypi_proxy_support import HTML, count, file_url, finished, page, publish
-
-
-@pytest.fixture
-def fake() -> Iterator[FakePyPI]:
-    server = FakePyPI().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

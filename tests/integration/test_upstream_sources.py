@@ -18,15 +18,6 @@ from tests.pypi_proxy_support import file_url, page, publish
 
 
 @pytest.fixture
-def fake() -> Iterator[FakePyPI]:
-    server = FakePyPI().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def settings(stack_settings: Settings, fake: FakePyPI) -> Settings:
     return stack_settings.model_copy(
         update={"upstream_pypi_url": fake.url, "http_connect_timeout": 1.0,

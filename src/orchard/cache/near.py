@@ -103,10 +103,15 @@ class NearCache:
             self._stamp_seen = seen
             self.clear()
 
-    def get(self, key: Any) -> Answer | None:
+    def _now(self) -> float:
+        """The time, after forgetting everything if another process wrote."""
         now = time.monotonic()
         if self.stamp is not None and now >= self._stamp_due:
             self._check_stamp(now)
+        return now
+
+    def get(self, key: Any) -> Answer | None:
+        now = self._now()
         answer = self._entries.get(key)
         if answer is None:
             return None
@@ -147,14 +152,11 @@ class NearCache:
 
     def recall(self, key: Any) -> Any | None:
         """A value kept by ``remember``, under the same rules as answers."""
-        if self.stamp is not None:
-            now = time.monotonic()
-            if now >= self._stamp_due:
-                self._check_stamp(now)
+        now = self._now()
         kept = self._memo.get(key)
         if kept is None:
             return None
-        if kept[0] < time.monotonic():
+        if kept[0] < now:
             del self._memo[key]
             return None
         return kept[1]

@@ -28,6 +28,7 @@ import pytest
 from orchard.app import create_app
 from orchard.db.migrate import upgrade
 from orchard.settings import Settings
+from tests import support
 from tests.fakes.pypi_upstream import FakePyPI
 from tests.fakes.s3server import create_bucket, delete_bucket, start_s3_server
 
@@ -174,7 +175,7 @@ async def admin_token(app: object) -> str:
 @pytest.fixture
 async def client(app: object, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the in-process app, signed in as the administrator."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    transport = support.SettlingTransport(app=app)  # type: ignore[arg-type]
     headers = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers=headers
@@ -185,7 +186,7 @@ async def client(app: object, admin_token: str) -> AsyncIterator[httpx.AsyncClie
 @pytest.fixture
 async def anon_client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the in-process app without credentials."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    transport = support.SettlingTransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 

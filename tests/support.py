@@ -6,11 +6,14 @@ import base64
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from orchard.auth import tokens, users
 from orchard.core import catalog
 from orchard.core.audit import Actor
 from orchard.db.base import utcnow
 from orchard.db.models import ProjectMember
+from orchard.upstream.context import upstream_context
 
 SETUP = Actor(name="test-setup", credential="cli")
 PASSWORD = "user-password-123"
@@ -60,3 +63,16 @@ def bearer(token: str) -> dict[str, str]:
 def basic(user: str, password: str) -> dict[str, str]:
     raw = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
+
+
+class SettlingTransport(httpx.ASGITransport):
+    """An in-process transport that returns once the app has also finished
+    what it does right after answering: a proxied file is committed to the
+    cache just after its (verified) bytes have been sent, and tests look there."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        state = getattr(self.app, "state", None)
+        if state is not None and getattr(state, "http", None) is not None:
+            await upstream_context(self.app).files.settle()
+        return response

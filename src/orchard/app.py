@@ -125,6 +125,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await expiry
         await app.state.near.close()
+        upstream = getattr(app.state, "upstream", None)
+        if upstream is not None:
+            await upstream.settle()
         await app.state.http.aclose()
         await app.state.cache.close()
         await app.state.storage.close()

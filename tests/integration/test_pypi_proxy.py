@@ -15,12 +15,15 @@ from sqlalchemy import delete, select, text, update
 from orchard.app import create_app
 from orchard.cache.base import Category
 from orchard.db.models import Artifact, ArtifactDependency, AuditEntry, CachedUrl, Version
+from orchard.errors import StorageUploadError
 from orchard.protocols.pypi import proxy_index
 from orchard.settings import Settings
+from orchard.upstream import files
 from orchard.upstream.context import upstream_context
 from tests.conftest import STACK
 from tests.fakes.pypi_upstream import FakeFile, FakePyPI
 from tests.pypi_proxy_support import HTML, count, file_url, finished, page, publish
+from tests.support import SettlingTransport
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ async def test_file_is_fetched_once_stored_and_deduplicated(
 async def test_cached_rows_are_written_as_the_orm_writes_them(
     client: httpx.AsyncClient, app: Any, fake: FakePyPI
 ) -> None:
-    """The proxy's store runs prebuilt statements (core/prebuilt.py): same
+    """The proxy's store runs prebuilt statements (db/prebuilt.py): same
     values, defaults and storage formats as every other write."""
     wheel = publish(fake, "tiny", "1.0")
     assert (await client.get(await file_url(client, "tiny", wheel.filename))).status_code == 200
@@ -153,7 +156,7 @@ async def test_shutdown_finishes_deferred_work(settings: Settings, fake: FakePyP
     wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20",))
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
+        transport = SettlingTransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             url = await file_url(c, "tiny", wheel.filename)
             assert (await c.get(url)).content == wheel.content
@@ -208,6 +211,32 @@ async def test_corrupted_upstream_file_is_refused_and_nothing_is_kept(
     await _nothing_stored(app, wheel.content, corrupted)
     fake.index.corrupt.clear()  # repaired upstream: fetched again, now kept
     assert (await client.get(url)).content == wheel.content
+
+
+async def test_verified_file_is_answered_even_when_storing_it_fails(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold file is verified before its last byte is sent and committed
+    after: a failing commit leaves the first client with good bytes, keeps
+    nothing, and the next request fetches the file again."""
+    wheel = publish(fake, "tiny", "1.0")
+    url = await file_url(client, "tiny", wheel.filename)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StorageUploadError("cannot store blob: disk full")
+
+    monkeypatch.setattr(files, "add_cached_file", broken)
+    first = await client.get(url)
+    assert first.status_code == 200 and first.content == wheel.content
+    assert first.headers["x-orchard-cache"] == "miss"
+    assert first.headers["etag"] == f'"{wheel.sha256}"'
+    assert first.headers["x-checksum-sha256"] == wheel.sha256
+    await _nothing_stored(app, wheel.content)
+    monkeypatch.undo()
+    again = await client.get(url)
+    assert again.status_code == 200 and again.content == wheel.content
+    assert fake.hits(f"/files/{wheel.filename}") == 2
+    assert await count(app, CachedUrl) == 1
 
 
 async def test_large_corrupted_file_aborts_the_stream(

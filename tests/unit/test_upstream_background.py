@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from orchard.errors import TooLarge
 from orchard.storage.chunks import write_through
+from orchard.storage.filesystem import write_all
 from orchard.upstream.background import Background
 
 
@@ -98,7 +102,7 @@ async def _pieces(count: int, size: int) -> AsyncIterator[bytes]:
 
 async def test_write_through_keeps_order_and_counts() -> None:
     written: list[bytes] = []
-    total = await write_through(_pieces(40, 1000), written.append, size=4096)
+    total = await write_through(_pieces(40, 1000), written.extend, size=4096)
     assert total == 40_000
     assert b"".join(written) == b"".join(bytes([i]) * 1000 for i in range(40))
 
@@ -106,7 +110,7 @@ async def test_write_through_keeps_order_and_counts() -> None:
 async def test_write_through_refuses_past_the_limit_and_waits_for_the_write() -> None:
     calls = 0
 
-    def slow(chunk: bytes) -> None:
+    def slow(group: list[bytes]) -> None:
         nonlocal calls
         calls += 1
 
@@ -115,3 +119,56 @@ async def test_write_through_refuses_past_the_limit_and_waits_for_the_write() ->
     settled = calls
     await asyncio.sleep(0.05)
     assert calls == settled  # nothing writes after the error
+
+
+async def test_write_through_keeps_order_behind_a_slow_writer() -> None:
+    """Groups queue for the writing thread (several in flight) and still
+    arrive in order, each byte once."""
+    written: list[bytes] = []
+
+    def slow(group: list[bytes]) -> None:
+        time.sleep(0.002)
+        written.extend(group)
+
+    total = await write_through(_pieces(64, 1000), slow, size=2048)
+    assert total == 64_000
+    assert b"".join(written) == b"".join(bytes([i]) * 1000 for i in range(64))
+
+
+async def test_write_through_raises_the_writers_error_and_stops() -> None:
+    calls = 0
+
+    def failing(group: list[bytes]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        await write_through(_pieces(40, 1000), failing, size=2048)
+    settled = calls
+    await asyncio.sleep(0.05)
+    assert calls == settled  # nothing writes after the error
+
+
+def test_write_all_finishes_partial_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system call may take only part of the chunks: the rest still goes,
+    in order, each byte once."""
+    real_writev = os.writev
+    calls = 0
+
+    def stingy(fd: int, buffers: list[bytes]) -> int:
+        nonlocal calls
+        calls += 1
+        return os.write(fd, bytes(buffers[0])[:70_000])
+
+    monkeypatch.setattr(os, "writev", stingy)
+    chunks = [bytes([i]) * (100_000 + i) for i in range(4)]
+    target = tmp_path / "blob"
+    with target.open("wb") as file:
+        write_all(file, list(chunks))
+    monkeypatch.setattr(os, "writev", real_writev)
+    assert target.read_bytes() == b"".join(chunks)
+    assert calls > len(chunks)  # the partial path ran

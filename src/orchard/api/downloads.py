@@ -63,6 +63,9 @@ def artifact_headers(artifact: Artifact, filename: str | None) -> dict[str, str]
         "X-Checksum-Md5": artifact.md5,
         "Cache-Control": "public, max-age=31536000, immutable",
     }
+    for name in ("X-Checksum-Sha1", "X-Checksum-Md5"):
+        if not headers[name]:  # not computed yet (a proxied file): no header
+            del headers[name]
     if filename:
         headers["Content-Disposition"] = content_disposition(filename)
     return headers
@@ -86,6 +89,19 @@ async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         BYTES_OUT.inc(len(chunk))
         yield chunk
+
+
+def memory_response(
+    request: Request, artifact: Artifact, body: bytes, filename: str | None = None
+) -> Response:
+    """A full answer with ``body``, the artifact's bytes, already in memory
+    (a small file just fetched and verified); conditional as usual."""
+    headers = artifact_headers(artifact, filename)
+    if _etag_matches(request.headers.get("if-none-match"), artifact.id):
+        return Response(status_code=304, headers=headers)
+    BYTES_OUT.inc(len(body))
+    media_type = artifact.content_type or "application/octet-stream"
+    return Response(body, headers=headers, media_type=media_type)
 
 
 async def artifact_response(

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog, names
 from orchard.core.audit import Actor, record
-from orchard.core.prebuilt import Prebuilt
 from orchard.db.base import utcnow
 from orchard.db.models import (
     Artifact,
@@ -37,6 +36,7 @@ from orchard.db.models import (
     Project,
     Version,
 )
+from orchard.db.prebuilt import Prebuilt
 from orchard.errors import ChecksumMismatch, Conflict, NotFound
 from orchard.storage.base import ArtifactStore, StagedBlob
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -30,8 +30,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from orchard.db.prebuilt import Prebuilt
 from orchard.errors import ConfigurationError, Unavailable
 from orchard.settings import Settings
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for its turn (also PRAGMA busy_timeout)
 
@@ -146,6 +150,12 @@ class Database:
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        path = make_url(self.engine.url).database if self.is_sqlite else None
+        plain_file = path and path != ":memory:" and not path.startswith("file:")
+        self._reader_path = path if plain_file else None
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_file: tuple[int, int] | None = None
+        self._reader_lock = asyncio.Lock()
 
     @property
     def dialect(self) -> str:
@@ -181,6 +191,48 @@ class Database:
         async with self.session(write=True) as session, session.begin():
             yield session
 
+    async def read_rows(self, statement: Prebuilt, values: Mapping[str, Any]) -> Sequence[Any]:
+        """The rows of one prebuilt read (a hot lookup). On a SQLite file it
+        runs in one hop on a connection kept for these reads, in autocommit
+        (the statement is its own snapshot); a session would add six hops
+        (BEGIN, cursor, fetch, close, rollback, reset). Elsewhere, a session."""
+        reader = await self._sqlite_reader()
+        if reader is None:
+            async with self.session() as session:
+                return await statement.rows(await session.connection(), values)
+        sql, params = statement.bound(self.engine.dialect, values)
+        try:
+            return list(await reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            await self._close_reader()
+            raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+    async def _sqlite_reader(self) -> aiosqlite.Connection | None:
+        """The kept read connection, reopened when the database file was
+        replaced; None (the session path, with its errors) when the file
+        is gone or not a plain file."""
+        if self._reader_path is None:
+            return None
+        identity = _file_identity(self._reader_path)
+        if identity is None:
+            return None
+        if self._reader is not None and identity == self._reader_file:
+            return self._reader
+        async with self._reader_lock:
+            if self._reader is None or identity != self._reader_file:
+                import aiosqlite
+
+                await self._close_reader()
+                reader = await aiosqlite.connect(self._reader_path, isolation_level=None)
+                await reader.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                self._reader, self._reader_file = reader, identity
+            return self._reader
+
+    async def _close_reader(self) -> None:
+        reader, self._reader, self._reader_file = self._reader, None, None
+        if reader is not None:
+            await reader.close()
+
     async def check(self) -> None:
         try:
             async with self.engine.connect() as conn:
@@ -189,6 +241,7 @@ class Database:
             raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
     async def close(self) -> None:
+        await self._close_reader()
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()

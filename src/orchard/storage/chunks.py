@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import anyio.to_thread
 
 from orchard.errors import TooLarge
+
+IN_FLIGHT = 4  # groups received and waiting for the writing thread, at most
 
 
 async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
@@ -52,28 +56,39 @@ async def regroup(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[list
 
 async def write_through(
     chunks: AsyncIterator[bytes],
-    write: Callable[[bytes], None],
+    write: Callable[[list[bytes]], None],
     size: int,
     max_size: int | None = None,
     finish: Callable[[], None] | None = None,
 ) -> int:
-    """Feed a stream to the blocking ``write`` in a worker thread, one group
-    of about ``size`` bytes per thread hop, then call ``finish`` (in the hop
-    of the last group); returns the number of bytes.
+    """Feed a stream to the blocking ``write`` in a worker thread, a group
+    of chunks of about ``size`` bytes per call, then call ``finish`` (in the
+    hop of the last group); returns the number of bytes.
 
-    A group is written (and hashed, if ``write`` hashes) while the next ones
-    are being received, so a fast source is never paused for the disk or the
-    digests. Raises TooLarge past ``max_size``; any error waits for the group
-    in flight, so ``write`` is never running when this returns."""
+    Groups are written (and hashed, if ``write`` hashes) in order, by one
+    thread of their own, while the next ones are being received: up to
+    ``IN_FLIGHT`` groups wait for it, so a fast source is not paused for the
+    disk or the digests. A body of one group takes a single hop on anyio's
+    threads instead. Raises TooLarge past ``max_size``; any error waits for
+    the groups in flight, so ``write`` is never running when this returns."""
+
+    failed = False
 
     def write_all(group: list[bytes], last: bool) -> None:
-        for chunk in group:
-            write(chunk)
-        if last and finish is not None:
-            finish()
+        nonlocal failed
+        if failed:  # an earlier group failed: its error is the one raised
+            return
+        try:
+            write(group)
+            if last and finish is not None:
+                finish()
+        except BaseException:
+            failed = True
+            raise
 
     total = 0
-    pending: asyncio.Future[None] | None = None
+    writer: ThreadPoolExecutor | None = None
+    pending: deque[asyncio.Future[None]] = deque()
     held: list[bytes] = []  # the latest group: it may be the last
     try:
         async for group in regroup(chunks, size):
@@ -81,18 +96,25 @@ async def write_through(
             if max_size is not None and total > max_size:
                 raise TooLarge(f"body exceeds the limit of {max_size} bytes")
             if held:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(anyio.to_thread.run_sync(write_all, held, False))
+                if writer is None:
+                    writer = ThreadPoolExecutor(1, thread_name_prefix="orchard-write")
+                pending.append(asyncio.wrap_future(writer.submit(write_all, held, False)))
+                while len(pending) > IN_FLIGHT:
+                    await pending.popleft()
             held = group
-        if pending is not None:
-            await pending
-            pending = None
-        await anyio.to_thread.run_sync(write_all, held, True)
+        while pending:
+            await pending.popleft()
+        if writer is None:
+            await anyio.to_thread.run_sync(write_all, held, True)
+        else:
+            await asyncio.wrap_future(writer.submit(write_all, held, True))
     finally:
-        if pending is not None and not pending.done():
+        if pending:
             with anyio.CancelScope(shield=True):
-                await asyncio.wait([pending])
-        if pending is not None and pending.done() and not pending.cancelled():
-            pending.exception()  # seen: the first error is the one raised
+                await asyncio.wait(pending)
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # seen: the first error is the one raised
+        if writer is not None:
+            writer.shutdown(wait=False)
     return total

@@ -33,6 +33,22 @@ from orchard.storage.base import (
 from orchard.storage.chunks import rechunk, write_through
 
 
+def write_all(file: BinaryIO, chunks: list[bytes]) -> None:
+    """Write ``chunks`` with as few system calls as the kernel allows."""
+    file.flush()
+    fd = file.fileno()
+    left = sum(len(chunk) for chunk in chunks)
+    while chunks:
+        written = os.writev(fd, chunks)
+        left -= written
+        if left == 0:
+            return
+        while written >= len(chunks[0]):  # partial: drop what went, keep the rest
+            written -= len(chunks[0])
+            chunks = chunks[1:]
+        chunks = [memoryview(chunks[0])[written:], *chunks[1:]]  # type: ignore[list-item]
+
+
 class FilesystemStore:
     name = "filesystem"
 
@@ -87,9 +103,13 @@ class FilesystemStore:
                 files.append(open(path, "wb"))  # noqa: SIM115
             return files[0]
 
-        def write(chunk: bytes) -> None:
-            opened().write(chunk)
-            hashes.update(chunk)
+        def write(group: list[bytes]) -> None:
+            # One system call per group: each call into the kernel (or into
+            # hashlib) lets go of the GIL, and taking it back costs while the
+            # event loop is busy receiving the next chunks.
+            for chunk in group:
+                hashes.update(chunk)
+            write_all(opened(), group)
 
         def close() -> None:
             opened().close()  # an empty body is a file too

@@ -5,6 +5,8 @@ fetch-once registries."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,10 @@ from orchard.upstream.background import Background
 from orchard.upstream.fetch import ReplicaLock, SingleFlight, redis_client
 from orchard.upstream.sources import Source, effective_sources, secret_box
 
+log = logging.getLogger("orchard.upstream")
+
 FILE_GRACE = 5.0  # seconds a stored file stays the answer of its fetch (fetch.py)
+SETTLE_TIMEOUT = 30.0  # seconds shutting down waits for fetches still storing
 
 
 @dataclass
@@ -46,6 +51,15 @@ class UpstreamContext:
         if self._background is None:
             self._background = Background()
         return self._background
+
+    async def settle(self, seconds: float = SETTLE_TIMEOUT) -> None:
+        """Let the fetches in flight finish storing (on shutdown), ``seconds``
+        at most; their first clients may already have all the bytes."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.files.settle()
+        except TimeoutError:
+            log.warning("shutting down with upstream fetches still in flight")
 
     async def sources(self, ecosystem: str) -> list[Source]:
         return await effective_sources(self.settings, self.db, self.cache, ecosystem)

@@ -46,6 +46,13 @@ class SingleFlight(Generic[T]):
     def running(self, key: str) -> asyncio.Task[T] | None:
         return self._tasks.get(key)
 
+    async def settle(self) -> None:
+        """Wait for the work running now (a fetch may still be storing what
+        its first client already received)."""
+        running = [task for task in self._tasks.values() if not task.done()]
+        if running:
+            await asyncio.wait(running)
+
     def start(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[asyncio.Task[T], bool]:
         """The task for ``key`` and whether this call started it."""
         task = self._tasks.get(key)

@@ -4,13 +4,16 @@ The first request for an upstream URL starts one ``Transfer`` (fetch once:
 concurrent requests wait for it, see ``fetch.py``). The transfer streams the
 upstream body into storage staging while hashing it and, at the same time,
 to the client that asked first (tee). The last chunk is held back from that
-client until the upstream's hash has been checked and the file committed,
-so a client never receives a complete body that was not kept. A mismatch
-discards the staged bytes: nothing is stored, and the client's stream is
-aborted (or, when the whole file arrived before the response started, which
-is the case for every file up to ``PREFETCH_BYTES``, answered with a 502).
-Stored files go into the built-in proxy project, and the URL → artifact row
-(``cached_urls``) makes sure a URL is never fetched twice.
+client until the upstream's hash has been checked, so a client never
+receives a complete body that was not verified. A mismatch discards the
+staged bytes: nothing is stored, and the client's stream is aborted (or,
+when the whole file arrived before the response started, which is the case
+for every file up to ``PREFETCH_BYTES``, answered with a 502). A verified
+file is answered at once (a small one straight from memory) while it is
+committed: stored in the built-in proxy project, with the URL → artifact
+row (``cached_urls``) that makes sure a URL is never fetched twice. Other
+requests for the URL wait for that commit; should it fail, the client that
+asked first still has good bytes, and the next request fetches again.
 
 Only what is verified is computed before the answer: the SHA-256 (the id)
 and the digests the upstream declared. The other digests and the
@@ -37,11 +40,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchard.api.downloads import memory_response
 from orchard.core import catalog
 from orchard.core.artifacts import add_cached_file
-from orchard.core.prebuilt import Prebuilt
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
+from orchard.db.prebuilt import Prebuilt
 from orchard.errors import NotFound, UpstreamError
 from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, StagedBlob
 from orchard.upstream import finish
@@ -103,7 +107,7 @@ def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
 
 _ARTIFACTS = cast(Table, Artifact.__table__)
 _CACHED_URLS = cast(Table, CachedUrl.__table__)
-# Built once (core/prebuilt.py): every proxied file request runs the lookup,
+# Built once (db/prebuilt.py): every proxied file request runs the lookup,
 # every cold fetch the upsert.
 _ARTIFACT_COLUMNS = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
 _LOOKUP = Prebuilt(
@@ -136,9 +140,7 @@ def _remember_url(dialect: str) -> Prebuilt:
 async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
     """The artifact stored for ``url`` (a transient object without
     timestamps: one prebuilt query)."""
-    async with ctx.db.session() as session:
-        conn = await session.connection()
-        rows = await _LOOKUP.rows(conn, {"url_hash": url_hash(url)})
+    rows = await ctx.db.read_rows(_LOOKUP, {"url_hash": url_hash(url)})
     if not rows:
         return None
     return Artifact(**dict(zip(_ARTIFACT_COLUMNS, rows[0], strict=True)))
@@ -156,6 +158,13 @@ class Transfer:
         self.detached = False
         self.buffered = 0
         self.content_length: int | None = None
+        self.verified: BlobInfo | None = None  # the whole body, hash checked
+        self._ended = False  # the stream's end has been offered
+
+    @property
+    def whole(self) -> bool:
+        """Whether the verified body is all still queued (nothing read yet)."""
+        return self.verified is not None and not self.detached and self.buffered <= PREFETCH_BYTES
 
     async def run(self) -> Artifact:
         try:
@@ -171,17 +180,34 @@ class Transfer:
             self.started.set()
 
     async def _offer(self, item: bytes | _End) -> None:
-        if self.detached:
+        if self.detached or self._ended:
             return
+        if isinstance(item, _End):
+            self._ended = True
         try:
             self.queue.put_nowait(item)
             return
         except asyncio.QueueFull:
             self.started.set()  # the client must start reading now
+        await self._put_late(item)
+
+    async def _put_late(self, item: bytes | _End) -> None:
         try:
             await asyncio.wait_for(self.queue.put(item), self.ctx.settings.http_read_timeout)
         except TimeoutError:
             self.detach()  # the client stopped reading: finish for the cache alone
+
+    def _release(self) -> asyncio.Future[None] | None:
+        """End the client's stream successfully: now, or as soon as a client
+        that is behind has room for it (the caller need not wait for that)."""
+        if self.detached or self._ended:
+            return None
+        self._ended = True
+        try:
+            self.queue.put_nowait(_End())
+            return None
+        except asyncio.QueueFull:
+            return asyncio.ensure_future(self._put_late(_End()))
 
     def detach(self) -> None:
         self.detached = True
@@ -220,9 +246,24 @@ class Transfer:
                 return existing
             staged = await self._download()
             try:
-                return await self._store(staged)
-            except BaseException:
+                self._verify(staged)
+                self.verified = staged.info
+                # The client may have its last bytes now, while the file is stored.
+                ending = self._release()
+                self.started.set()
+                try:
+                    return await self._store(staged)
+                finally:
+                    if ending is not None:
+                        await ending
+            except BaseException as exc:
                 await ctx.storage.discard(staged)
+                if self.verified is not None and not isinstance(exc, asyncio.CancelledError):
+                    log.warning(
+                        "a verified upstream file was served but not stored: %s",
+                        exc,
+                        extra={"event": "upstream_store_failed", "file": self.place.filename},
+                    )
                 raise
 
     async def _tee(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -264,15 +305,28 @@ class Transfer:
             raise UpstreamError(f"{name}: the upstream sent a truncated body")
         return staged
 
-    async def _store(self, staged: StagedBlob) -> Artifact:
-        ctx, place = self.ctx, self.place
+    def _verify(self, staged: StagedBlob) -> None:
+        name = self.place.filename
         problem = mismatch(staged.info, self.wanted.hashes)
         if problem:
             log.warning(
                 "upstream file rejected: hash mismatch",
-                extra={"event": "upstream_hash_mismatch", "file": place.filename},
+                extra={"event": "upstream_hash_mismatch", "file": name},
             )
-            raise UpstreamError(f"{place.filename}: {problem}; nothing was stored")
+            raise UpstreamError(f"{name}: {problem}; nothing was stored")
+
+    def take_body(self) -> bytes:
+        """The whole verified body, off the queue (see ``whole``)."""
+        parts: list[bytes] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, bytes):
+                parts.append(item)
+        self.detach()
+        return b"".join(parts)
+
+    async def _store(self, staged: StagedBlob) -> Artifact:
+        ctx = self.ctx
         missing = frozenset(n for n in EXTRA_DIGESTS if not getattr(staged.info, n))
         copy = None
         if (missing or self.inspect) and ctx.storage.local_path(staged.info.sha256) is None:
@@ -370,10 +424,27 @@ async def serve_upstream_file(
     except BaseException:
         transfer.detach()
         raise
+    if transfer.verified is not None and transfer.whole:
+        artifact = _transient(transfer.verified, place.content_type)
+        response = memory_response(request, artifact, transfer.take_body(), place.filename)
+        response.headers["X-Orchard-Cache"] = "miss"
+        return response
     headers = {"X-Orchard-Cache": "miss"}
     if transfer.content_length is not None:
         headers["Content-Length"] = str(transfer.content_length)
     return StreamingResponse(transfer.stream(), media_type=place.content_type, headers=headers)
+
+
+def _transient(info: BlobInfo, content_type: str) -> Artifact:
+    """The artifact a verified transfer will be, before it is committed."""
+    return Artifact(
+        id=info.sha256,
+        size=info.size,
+        md5=info.md5,
+        sha1=info.sha1,
+        sha512=info.sha512,
+        content_type=content_type,
+    )
 
 
 def mismatch_free(artifact: Artifact, hashes: dict[str, str]) -> bool:

@@ -40,7 +40,6 @@ from orchard.upstream.sources import Source
 log = logging.getLogger("orchard.upstream")
 
 SIDECAR = ".metadata"
-_DEFERRED_CHECKSUMS = ("x-checksum-md5", "x-checksum-sha1")
 _LEGACY_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip", ".egg", ".exe")
 
 
@@ -189,11 +188,7 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
     dist = filename.removesuffix(SIDECAR) if sidecar else filename
 
     async def respond(artifact: Artifact) -> Response:
-        response = await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
-        for header in _DEFERRED_CHECKSUMS:  # not computed yet (upstream/finish.py): no header
-            if response.headers.get(header) == "":
-                del response.headers[header]
-        return response
+        return await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
 
     found = await _listed(ctx, name, dist)
     if found is None:

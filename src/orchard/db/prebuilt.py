@@ -53,16 +53,21 @@ class Prebuilt:
             found = self._compiled[dialect.name] = (compiled.string, slots)
         return found
 
+    def bound(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL text and positional parameters for ``values``."""
+        sql, slots = self._direct(dialect)
+        params = []
+        for name, default, process in slots:
+            value = values.get(name, default)
+            params.append(process(value) if process is not None else value)
+        return sql, params
+
     async def rows(self, conn: AsyncConnection, values: Mapping[str, Any]) -> Sequence[Any]:
         """Run with ``values``; the rows it returns (tuples)."""
         if conn.dialect.driver != "aiosqlite":
             result = await conn.execute(self.statement, dict(values))
             return list(result) if result.returns_rows else []
-        sql, slots = self._direct(conn.dialect)
-        params = []
-        for name, default, process in slots:
-            value = values.get(name, default)
-            params.append(process(value) if process is not None else value)
+        sql, params = self.bound(conn.dialect, values)
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         return list(await driver.execute_fetchall(sql, params))

@@ -46,6 +46,7 @@ from orchard.db.session import Database
 from orchard.errors import ConfigurationError, OrchardError
 from orchard.metrics import MetricsMiddleware
 from orchard.protocols.hotpath import HotPath
+from orchard.protocols.pypi.direct import DirectLane
 from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
     # Outermost: warm anonymous protocol GETs never reach routing or the database.
-    app.add_middleware(HotPath, near=app.state.near)
+    app.add_middleware(HotPath, near=app.state.near, lane=DirectLane())
     ui.install(app)  # last: the web UI's catch-all never shadows a route
     return app
 

@@ -5,8 +5,10 @@ what is kept and for how long). For an anonymous ``GET``/``HEAD`` under a
 protocol prefix it looks the request up by path, query, ``Accept`` and
 ``Host`` (pages carry absolute links); a hit is answered right here, a 304
 when ``If-None-Match`` matches, without routing, database or rendering. A
-miss goes through the application, and a plain ``200`` answer (a page body,
-or a file handed to the server by path) is kept for the next request. Range
+miss goes through the application (or through ``lane``, which answers the
+PyPI proxy's pages and files without FastAPI's routing: pypi/direct.py),
+and a plain ``200`` answer (a page body, or a file handed to the server by
+path) is kept for the next request. Range
 and other conditional requests, answers marked stale and everything with
 credentials always go through the application. A file's path stays valid
 while it is kept: blobs are only deleted by gc, after their last reference
@@ -20,6 +22,7 @@ this process (and, through Redis, of every replica) is dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +42,10 @@ _NOT_IN_304 = frozenset({b"content-length", b"content-type"})
 # Bodies worth keeping: index pages and documents, not files.
 PAGE_TYPES = (b"text/", b"application/json", b"application/vnd.")
 
+# Answers an anonymous read itself and says True, or says False (the
+# application answers); see protocols/pypi/direct.py.
+Lane = Callable[[Scope, Receive, Send], Awaitable[bool]]
+
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
     bare = etag.strip(b'"')
@@ -55,9 +62,10 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
 class HotPath:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, near: NearCache) -> None:
+    def __init__(self, app: ASGIApp, near: NearCache, lane: Lane | None = None) -> None:
         self.app = app
         self.near = near
+        self.lane = lane
         self.routes = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,7 +158,8 @@ class HotPath:
                     path = message["path"]
             await send(message)
 
-        await self.app(scope, receive, capture)
+        if self.lane is None or not await self.lane(scope, receive, capture):
+            await self.app(scope, receive, capture)
         if not keep or start is None:
             return
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]

@@ -28,8 +28,10 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from orchard.api.downloads import artifact_response
 from orchard.auth.policy import project_for
+from orchard.auth.principal import Principal
 from orchard.core import artifacts, catalog
 from orchard.db.models import Project
+from orchard.db.session import Database
 from orchard.deps import CurrentActor, CurrentPrincipal, DbDep, SettingsDep, StorageDep
 from orchard.errors import NotFound
 from orchard.protocols.pypi import hosted, negotiate, render, upload
@@ -109,8 +111,8 @@ async def _index(
     return _page(request, render.project_list(names, media_type), media_type, {})
 
 
-async def _project_page(
-    request: Request, db: DbDep, principal: CurrentPrincipal, project: str, name: str, base: str
+async def answer_page(
+    request: Request, db: Database, principal: Principal, project: str, name: str, base: str
 ) -> Response:
     row = await _readable(request, db, principal, project)
     normal = ADAPTER.normalize(name)
@@ -146,7 +148,7 @@ async def alias_index(request: Request, db: DbDep, principal: CurrentPrincipal) 
 async def alias_page(
     request: Request, name: str, db: DbDep, principal: CurrentPrincipal
 ) -> Response:
-    return await _project_page(request, db, principal, catalog.PROXY_PROJECT, name, ALIAS)
+    return await answer_page(request, db, principal, catalog.PROXY_PROJECT, name, ALIAS)
 
 
 @router.api_route(INDEX, methods=["GET", "HEAD"])
@@ -167,7 +169,7 @@ async def index(request: Request, project: str, db: DbDep, principal: CurrentPri
 async def project_page(
     request: Request, project: str, name: str, db: DbDep, principal: CurrentPrincipal
 ) -> Response:
-    return await _project_page(request, db, principal, project, name, f"/pypi/{project}/simple")
+    return await answer_page(request, db, principal, project, name, f"/pypi/{project}/simple")
 
 
 # --- hosted files and uploads -----------------------------------------------------------------
@@ -249,6 +251,12 @@ async def upstream_file(
     request: Request, project: str, path: str, db: DbDep, principal: CurrentPrincipal
 ) -> Response:
     """Any other path under the project belongs to the proxy."""
+    return await answer_file(request, db, principal, project, path)
+
+
+async def answer_file(
+    request: Request, db: Database, principal: Principal, project: str, path: str
+) -> Response:
     row = await _readable(request, db, principal, project)
     response = await ADAPTER.upstream_file(request, row, path)
     if response is None:

@@ -50,6 +50,7 @@ from orchard.protocols.pypi.direct import DirectLane
 from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
+from orchard.upstream import files as upstream_files
 from orchard.upstream.client import create_http_client
 
 log = logging.getLogger("orchard.app")
@@ -85,6 +86,7 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
             raise
         raise ConfigurationError(f"ORCHARD_STORAGE_URL: {exc.message}") from exc
     app.state.db = db
+    upstream_files.prepare(db.engine.dialect)
     app.state.storage = storage
     app.state.cache = create_cache(settings)
     if settings.redis_url and not (await app.state.cache.status()).get("connected"):

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, case, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.core import catalog, names
@@ -178,6 +179,12 @@ def _param(table: Table, column: str, name: str | None = None) -> Any:
 
 
 _RETURNED = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
+
+
+def prepare_cached_file(dialect: Dialect) -> None:
+    """Build and compile ``add_cached_file``'s statements at start-up."""
+    for statement in _cache_statements(dialect.name).values():
+        statement.prepare(dialect)
 
 
 @functools.cache

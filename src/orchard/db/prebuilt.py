@@ -53,6 +53,11 @@ class Prebuilt:
             found = self._compiled[dialect.name] = (compiled.string, slots)
         return found
 
+    def prepare(self, dialect: Dialect) -> None:
+        """Compile now (at start-up), not in the first request that runs it."""
+        if dialect.driver == "aiosqlite":
+            self._direct(dialect)
+
     def bound(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL text and positional parameters for ``values``."""
         sql, slots = self._direct(dialect)

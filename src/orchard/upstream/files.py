@@ -38,11 +38,12 @@ import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Table, bindparam, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.downloads import memory_response
 from orchard.core import catalog
-from orchard.core.artifacts import add_cached_file
+from orchard.core.artifacts import add_cached_file, prepare_cached_file
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.db.prebuilt import Prebuilt
@@ -135,6 +136,14 @@ def _remember_url(dialect: str) -> Prebuilt:
         ),
         _CACHED_URLS,
     )
+
+
+def prepare(dialect: Dialect) -> None:
+    """Build and compile the statements of a cold fetch at start-up (about
+    20 ms that the first proxied file would otherwise wait for)."""
+    _LOOKUP.prepare(dialect)
+    _remember_url(dialect.name).prepare(dialect)
+    prepare_cached_file(dialect)
 
 
 async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:

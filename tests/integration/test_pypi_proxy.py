@@ -16,7 +16,7 @@ from orchard.app import create_app
 from orchard.cache.base import Category
 from orchard.db.models import Artifact, ArtifactDependency, AuditEntry, CachedUrl, Version
 from orchard.errors import StorageUploadError
-from orchard.protocols.pypi import proxy_index
+from orchard.protocols.pypi import proxy_index, upstream
 from orchard.settings import Settings
 from orchard.upstream import files
 from orchard.upstream.context import upstream_context
@@ -296,6 +296,23 @@ async def test_failing_upstream_serves_the_stale_page_and_cached_files(
     (only,) = r.json()["files"]  # rebuilt from the stored files
     assert only["url"] == url and only["hashes"] == {"sha256": wheel.sha256}
     assert (await client.get(url)).content == wheel.content
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+async def test_oversized_upstream_page_is_refused_while_reading(
+    client: httpx.AsyncClient, fake: FakePyPI, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A page past the size limit is not read to its end, not kept, and
+    answered 502; under the limit it is served as usual."""
+    for i in range(30):
+        publish(fake, "wide", f"1.{i}")
+    monkeypatch.setattr(upstream, "MAX_PAGE_BYTES", 2000)
+    fake.index.fmt = fmt  # what the upstream sends
+    r = await page(client, "wide")
+    assert r.status_code == 502
+    monkeypatch.undo()
+    r = await page(client, "wide")
+    assert r.status_code == 200 and len(r.json()["files"]) == 30
 
 
 async def test_revalidation_sends_the_etag(

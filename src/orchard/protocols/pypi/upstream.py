@@ -193,26 +193,28 @@ async def fetch_source_page(
     if last_modified:
         request_headers["If-Modified-Since"] = last_modified
     try:
-        response = await http.get(url, headers=request_headers)
+        async with http.stream("GET", url, headers=request_headers) as response:
+            if response.status_code == 304:
+                return SourcePage("not_modified", etag=etag, last_modified=last_modified)
+            if response.status_code in (404, 410):
+                return SourcePage("missing")
+            if response.status_code != 200:
+                log.warning(
+                    "upstream %s answered %s for %s", source.name, response.status_code, name
+                )
+                return SourcePage("error", error=f"HTTP {response.status_code}")
+            body = await _read_capped(response, MAX_PAGE_BYTES)
     except httpx.HTTPError as exc:
         log.warning("upstream %s unreachable for %s: %s", source.name, name, type(exc).__name__)
         return SourcePage("error", error=f"{type(exc).__name__}")
-    if response.status_code == 304:
-        return SourcePage("not_modified", etag=etag, last_modified=last_modified)
-    if response.status_code in (404, 410):
-        return SourcePage("missing")
-    if response.status_code != 200:
-        log.warning("upstream %s answered %s for %s", source.name, response.status_code, name)
-        return SourcePage("error", error=f"HTTP {response.status_code}")
-    if len(response.content) > MAX_PAGE_BYTES:
+    if body is None:
+        log.warning("upstream %s sent a page over the size limit for %s", source.name, name)
         return SourcePage("error", error="page too large")
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     base = str(response.url)
+    parse = parse_json if content_type.endswith("json") else parse_html
     try:
-        if content_type.endswith("json"):
-            files = parse_json(response.content, base)
-        else:
-            files = parse_html(response.content, base)
+        files = parse(body, base)
     except (ValueError, TypeError, AttributeError) as exc:
         log.warning("upstream %s sent a malformed page for %s: %s", source.name, name, exc)
         return SourcePage("error", error="malformed page")
@@ -222,3 +224,20 @@ async def fetch_source_page(
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The (decoded) body, or None as soon as it grows past ``limit`` bytes:
+    neither an endless page nor a compression bomb is read to its end."""
+    declared = response.headers.get("content-length", "")
+    plain = "content-encoding" not in response.headers
+    if plain and declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)

@@ -4,7 +4,8 @@
 # Candidates are candidates/<name>.sh (default: devpi proxpi pypiserver orchard); nginx, the limit, is
 # measured in every run, so the ratios of one report always come from one run.  Writes the markdown
 # report to FILE (default $BENCH_RUN_DIR/report.md) and prints it.
-# Env: BENCH_REPS (3), BENCH_DURATION (10 s per wrk run), BENCH_MAX_MINUTES (40: each measuring step runs
+# Env: BENCH_REPS (3), BENCH_COLD_REPS (3: cold downloads, each on a server started afresh with empty
+# state; the report gives their median), BENCH_DURATION (10 s per wrk run), BENCH_MAX_MINUTES (40: each measuring step runs
 # under `timeout` for the time left, later candidates are skipped); locations and ports: lib/common.sh.
 set -uo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,6 +14,7 @@ export BENCH_DIR
 source "$BENCH_DIR/lib/common.sh"
 
 REPS=${BENCH_REPS:-3}
+COLD_REPS=${BENCH_COLD_REPS:-3}
 DURATION=${BENCH_DURATION:-10}
 MAX_MINUTES=${BENCH_MAX_MINUTES:-40}
 REPORT=
@@ -20,7 +22,7 @@ REPORT_JSON=
 cands=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) REPS=1; DURATION=3 ;;
+        --quick) REPS=1; COLD_REPS=${BENCH_COLD_REPS:-1}; DURATION=3 ;;
         --report) [ $# -ge 2 ] || die "--report needs a file"; REPORT=$2; shift ;;
         --json) [ $# -ge 2 ] || die "--json needs a file"; REPORT_JSON=$2; shift ;;
         -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
@@ -83,21 +85,39 @@ run_candidate() {
         if [ "$name" != nginx ] && ! port_free "$port"; then
             log "$name: port $port is already in use (another server?); skipping"; exit 1
         fi
-        log "== $name: start"
-        if ! cand_start; then
-            log "$name: start failed (log: $STATE/server.log)"; tail -20 "$STATE/server.log" >&2; cand_stop; exit 1
-        fi
-        if ! wait_http "$base" 120 "$name" any; then
-            log "$name: not answering on $base"; tail -20 "$STATE/server.log" >&2; cand_stop; exit 1
-        fi
-        pid=$(cand_pid)
-        log "== $name: measuring $url (pid ${pid:-?})"
-        args=(--name "$name" --kind "$CAND_KIND" --url "$url" --out "$RUN_DIR/results/$name.json"
-              --reps "$REPS" --duration "$DURATION" --pins "$BENCH_DIR/pins.txt" --wheels "$WHEELS"
-              --python "$PY" --version "$(cand_version)")
-        [ -n "$pid" ] && args+=(--pid "$pid")
-        left=$((DEADLINE - $(date +%s)))
-        timeout "$left" "$PY" "$BENCH_DIR/lib/measure.py" "${args[@]}" || log "$name: measure exited $?"
+        # Every cold download gets a server started afresh on empty state; the last start goes on
+        # with the whole suite.
+        fresh_start() {
+            [ "$name" = nginx ] || find "$STATE" -mindepth 1 -delete
+            log "== $name: start"
+            if ! cand_start; then
+                log "$name: start failed (log: $STATE/server.log)"; tail -20 "$STATE/server.log" >&2; cand_stop
+                return 1
+            fi
+            if ! wait_http "$base" 120 "$name" any; then
+                log "$name: not answering on $base"; tail -20 "$STATE/server.log" >&2; cand_stop; return 1
+            fi
+        }
+        measure() {  # $1: result file; further arguments go to measure.py
+            local out=$1 pid left
+            shift
+            pid=$(cand_pid)
+            args=(--name "$name" --kind "$CAND_KIND" --url "$url" --out "$out"
+                  --reps "$REPS" --duration "$DURATION" --pins "$BENCH_DIR/pins.txt" --wheels "$WHEELS"
+                  --python "$PY" --version "$(cand_version)" "$@")
+            [ -n "$pid" ] && args+=(--pid "$pid")
+            left=$((DEADLINE - $(date +%s)))
+            timeout "$left" "$PY" "$BENCH_DIR/lib/measure.py" "${args[@]}" || log "$name: measure exited $?"
+        }
+        for rep in $(seq 2 "$COLD_REPS"); do
+            fresh_start || exit 1
+            log "== $name: cold download $rep of $COLD_REPS"
+            measure "$RUN_DIR/results/$name.cold$rep.json" --cold-only
+            cand_stop
+        done
+        fresh_start || exit 1
+        log "== $name: measuring $url (pid $(cand_pid))"
+        measure "$RUN_DIR/results/$name.json"
         log "== $name: stop"
         cand_stop
     ) || log "$name: FAILED"

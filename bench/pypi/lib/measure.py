@@ -2,6 +2,7 @@
 """Measure one running PyPI index server and write a JSON result.
 
   cold_pip     pip download --no-deps of every pinned file, the first fetch through the server
+               (--cold-only: just this, for the extra cold runs on a freshly started server)
   warm_pip     the same again, everything cached (median of --reps)
   simple_html  wrk -t2 -c32 on <url>requests/, Accept: text/html: req/s, p99 ms (median of --reps)
   simple_json  the same with Accept: application/vnd.pypi.simple.v1+json, if the server answers JSON
@@ -309,6 +310,8 @@ def pypi_suite(args: argparse.Namespace, res: Result) -> None:
     with CpuMeter(args.pid) as cm:
         res["cold_pip"] = pip_download(args, "cold")
     res["cold_pip"]["server_cpu_s"] = cm.used
+    if args.cold_only:
+        return
     warm = []
     for i in range(args.reps):
         with CpuMeter(args.pid) as cm:
@@ -365,6 +368,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the python whose pip is the client")
     ap.add_argument("--pip-timeout", type=int, default=300)
     ap.add_argument("--version", default="", help="the server's version, for the report")
+    ap.add_argument("--cold-only", action="store_true", help="measure the cold download only")
     a = ap.parse_args()
     if not a.url.endswith("/"):
         a.url += "/"

@@ -39,7 +39,7 @@ from orchard.db.models import (
 )
 from orchard.db.prebuilt import Prebuilt
 from orchard.errors import ChecksumMismatch, Conflict, NotFound
-from orchard.storage.base import ArtifactStore, StagedBlob
+from orchard.storage.base import ArtifactStore, BlobInfo, StagedBlob
 
 log = logging.getLogger("orchard.artifacts")
 
@@ -71,16 +71,22 @@ def verify_checksum(staged: StagedBlob, expected_sha256: str | None) -> None:
         )
 
 
+def artifact_columns(info: BlobInfo, content_type: str) -> dict[str, Any]:
+    """The artifact row's values that come from its bytes."""
+    return {
+        "id": info.sha256,
+        "size": info.size,
+        "md5": info.md5,
+        "sha1": info.sha1,
+        "sha512": info.sha512,
+        "content_type": content_type,
+    }
+
+
 def _upsert_artifact_stmt(session: AsyncSession, staged: StagedBlob, content_type: str) -> Any:
-    info = staged.info
     now = utcnow()
     stmt = catalog.insert_for(session, Artifact).values(
-        id=info.sha256,
-        size=info.size,
-        md5=info.md5,
-        sha1=info.sha1,
-        sha512=info.sha512,
-        content_type=content_type,
+        **artifact_columns(staged.info, content_type),
         ref_count=0,
         created_at=now,
         touched_at=now,

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.downloads import memory_response
 from orchard.core import catalog
-from orchard.core.artifacts import add_cached_file, prepare_cached_file
+from orchard.core.artifacts import add_cached_file, artifact_columns, prepare_cached_file
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.db.prebuilt import Prebuilt
@@ -171,9 +171,12 @@ class Transfer:
         self._ended = False  # the stream's end has been offered
 
     @property
-    def whole(self) -> bool:
-        """Whether the verified body is all still queued (nothing read yet)."""
-        return self.verified is not None and not self.detached and self.buffered <= PREFETCH_BYTES
+    def whole(self) -> BlobInfo | None:
+        """The verified body's digests while all of it is still queued
+        (nothing read yet, small enough to answer from memory); else None."""
+        if self.detached or self.buffered > PREFETCH_BYTES:
+            return None
+        return self.verified
 
     async def run(self) -> Artifact:
         try:
@@ -189,34 +192,29 @@ class Transfer:
             self.started.set()
 
     async def _offer(self, item: bytes | _End) -> None:
+        late = self._enqueue(item)
+        if late is not None:
+            await late
+
+    def _enqueue(self, item: bytes | _End) -> asyncio.Future[None] | None:
+        """Queue ``item`` for the client now; when the queue is full, the put
+        that waits for the client to make room (to await, or not)."""
         if self.detached or self._ended:
-            return
+            return None
         if isinstance(item, _End):
             self._ended = True
         try:
             self.queue.put_nowait(item)
-            return
+            return None
         except asyncio.QueueFull:
             self.started.set()  # the client must start reading now
-        await self._put_late(item)
+        return asyncio.ensure_future(self._put_late(item))
 
     async def _put_late(self, item: bytes | _End) -> None:
         try:
             await asyncio.wait_for(self.queue.put(item), self.ctx.settings.http_read_timeout)
         except TimeoutError:
             self.detach()  # the client stopped reading: finish for the cache alone
-
-    def _release(self) -> asyncio.Future[None] | None:
-        """End the client's stream successfully: now, or as soon as a client
-        that is behind has room for it (the caller need not wait for that)."""
-        if self.detached or self._ended:
-            return None
-        self._ended = True
-        try:
-            self.queue.put_nowait(_End())
-            return None
-        except asyncio.QueueFull:
-            return asyncio.ensure_future(self._put_late(_End()))
 
     def detach(self) -> None:
         self.detached = True
@@ -258,7 +256,7 @@ class Transfer:
                 self._verify(staged)
                 self.verified = staged.info
                 # The client may have its last bytes now, while the file is stored.
-                ending = self._release()
+                ending = self._enqueue(_End())
                 self.started.set()
                 try:
                     return await self._store(staged)
@@ -433,8 +431,9 @@ async def serve_upstream_file(
     except BaseException:
         transfer.detach()
         raise
-    if transfer.verified is not None and transfer.whole:
-        artifact = _transient(transfer.verified, place.content_type)
+    verified = transfer.whole
+    if verified is not None:
+        artifact = Artifact(**artifact_columns(verified, place.content_type))
         response = memory_response(request, artifact, transfer.take_body(), place.filename)
         response.headers["X-Orchard-Cache"] = "miss"
         return response
@@ -442,18 +441,6 @@ async def serve_upstream_file(
     if transfer.content_length is not None:
         headers["Content-Length"] = str(transfer.content_length)
     return StreamingResponse(transfer.stream(), media_type=place.content_type, headers=headers)
-
-
-def _transient(info: BlobInfo, content_type: str) -> Artifact:
-    """The artifact a verified transfer will be, before it is committed."""
-    return Artifact(
-        id=info.sha256,
-        size=info.size,
-        md5=info.md5,
-        sha1=info.sha1,
-        sha512=info.sha512,
-        content_type=content_type,
-    )
 
 
 def mismatch_free(artifact: Artifact, hashes: dict[str, str]) -> bool:

@@ -320,16 +320,7 @@ async def add_cached_file(
         conn, {"package_id": package_id, "version": version, "now": now, "meta": {}}
     )
     (row,) = await sql["artifact"].rows(
-        conn,
-        {
-            "id": info.sha256,
-            "size": info.size,
-            "md5": info.md5,
-            "sha1": info.sha1,
-            "sha512": info.sha512,
-            "content_type": content_type,
-            "now": now,
-        },
+        conn, {**artifact_columns(info, content_type), "now": now}
     )
     artifact = Artifact(**dict(zip(_RETURNED, row, strict=True)))
     where = {"version_id": version_id, "filename": filename}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -172,3 +173,26 @@ def test_write_all_finishes_partial_writes(
     monkeypatch.setattr(os, "writev", real_writev)
     assert target.read_bytes() == b"".join(chunks)
     assert calls > len(chunks)  # the partial path ran
+
+
+async def test_write_through_streams_one_after_another_share_a_writing_thread() -> None:
+    """A stream borrows a kept thread instead of starting one (which blocks
+    the event loop); concurrent streams still get one thread each, so each
+    one's groups stay in order."""
+    seen: list[set[threading.Thread]] = [set(), set()]
+
+    def recorder(i: int) -> Callable[[list[bytes]], None]:
+        return lambda group: seen[i].add(threading.current_thread())
+
+    await write_through(_pieces(20, 1000), recorder(0), size=2048)
+    await write_through(_pieces(20, 1000), recorder(1), size=2048)
+    assert len(seen[0]) == len(seen[1]) == 1
+    assert seen[0] == seen[1]
+
+    both: list[set[threading.Thread]] = [set(), set()]
+    await asyncio.gather(
+        write_through(_pieces(20, 1000), lambda g: both[0].add(threading.current_thread()), size=2048),
+        write_through(_pieces(20, 1000), lambda g: both[1].add(threading.current_thread()), size=2048),
+    )
+    assert len(both[0]) == len(both[1]) == 1
+    assert both[0] != both[1]

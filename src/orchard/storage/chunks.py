@@ -13,6 +13,25 @@ import anyio.to_thread
 from orchard.errors import TooLarge
 
 IN_FLIGHT = 4  # groups received and waiting for the writing thread, at most
+IDLE_WRITERS = 4  # writing threads kept for the next streams, at most
+
+# Each stream being written borrows a thread of its own (its groups must be
+# written in order) and gives it back when done. Starting a thread blocks
+# the event loop until the thread runs: kept ones make that a one-time cost.
+_idle_writers: list[ThreadPoolExecutor] = []
+
+
+def _borrow_writer() -> ThreadPoolExecutor:
+    if _idle_writers:
+        return _idle_writers.pop()
+    return ThreadPoolExecutor(1, thread_name_prefix="orchard-write")
+
+
+def _give_back(writer: ThreadPoolExecutor) -> None:
+    if len(_idle_writers) < IDLE_WRITERS:
+        _idle_writers.append(writer)
+    else:
+        writer.shutdown(wait=False)
 
 
 async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
@@ -97,7 +116,7 @@ async def write_through(
                 raise TooLarge(f"body exceeds the limit of {max_size} bytes")
             if held:
                 if writer is None:
-                    writer = ThreadPoolExecutor(1, thread_name_prefix="orchard-write")
+                    writer = _borrow_writer()
                 pending.append(asyncio.wrap_future(writer.submit(write_all, held, False)))
                 while len(pending) > IN_FLIGHT:
                     await pending.popleft()
@@ -116,5 +135,5 @@ async def write_through(
                 if not future.cancelled():
                     future.exception()  # seen: the first error is the one raised
         if writer is not None:
-            writer.shutdown(wait=False)
+            _give_back(writer)  # idle: every group it was given is done
     return total

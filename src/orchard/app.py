@@ -110,6 +110,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         await seed_if_empty(app.state.db, app.state.storage)
     expiry = asyncio.create_task(_expire_uploads_forever(app))
+    from orchard.server import release_freed_memory_forever
+
+    trimmer = asyncio.create_task(release_freed_memory_forever())
     log.info(
         "orchard started",
         extra={
@@ -125,8 +128,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         expiry.cancel()
+        trimmer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await expiry
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimmer
         await app.state.near.close()
         upstream = getattr(app.state, "upstream", None)
         if upstream is not None:

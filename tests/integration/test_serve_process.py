@@ -54,6 +54,10 @@ def test_default_serve_is_a_single_process(tmp_path: Path) -> None:
         assert children == [], f"orchard serve started child processes {children}"
         cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
         assert b"orchard.server" in cmdline  # the CLI gave way to the lean server process
+        # granian's allocator was configured before granian loaded: its
+        # background threads return freed pages once traffic stops.
+        threads = [t.read_text().strip() for t in Path(f"/proc/{process.pid}/task").glob("*/comm")]
+        assert "jemalloc_bg_thd" in threads, threads
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(15)

@@ -179,7 +179,7 @@ async def test_write_through_streams_one_after_another_share_a_writing_thread() 
     """A stream borrows a kept thread instead of starting one (which blocks
     the event loop); concurrent streams still get one thread each, so each
     one's groups stay in order."""
-    seen: list[set[threading.Thread]] = [set(), set()]
+    seen: list[set[threading.Thread]] = [set() for _ in range(4)]
 
     def recorder(i: int) -> Callable[[list[bytes]], None]:
         return lambda group: seen[i].add(threading.current_thread())
@@ -189,10 +189,9 @@ async def test_write_through_streams_one_after_another_share_a_writing_thread() 
     assert len(seen[0]) == len(seen[1]) == 1
     assert seen[0] == seen[1]
 
-    both: list[set[threading.Thread]] = [set(), set()]
     await asyncio.gather(
-        write_through(_pieces(20, 1000), lambda g: both[0].add(threading.current_thread()), size=2048),
-        write_through(_pieces(20, 1000), lambda g: both[1].add(threading.current_thread()), size=2048),
+        write_through(_pieces(20, 1000), recorder(2), size=2048),
+        write_through(_pieces(20, 1000), recorder(3), size=2048),
     )
-    assert len(both[0]) == len(both[1]) == 1
-    assert both[0] != both[1]
+    assert len(seen[2]) == len(seen[3]) == 1
+    assert seen[2] != seen[3]

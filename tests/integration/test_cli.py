@@ -126,7 +126,9 @@ async def test_gc_and_fsck_commands(
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "checked 1 blobs: 0 missing, 0 corrupt, 0 orphaned" in clean.stdout
 
-    write_raw_blob(settings, kept_sha, b"x" + kept[1:])
+    # Flip the first byte (writing a fixed one left the blob intact whenever
+    # the random bytes happened to start with it: one run in 256).
+    write_raw_blob(settings, kept_sha, bytes([kept[0] ^ 0xFF]) + kept[1:])
     broken = await orchard_async(settings, "fsck")
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert f"corrupt {kept_sha}" in broken.stdout

@@ -135,5 +135,7 @@ async def write_through(
                 if not future.cancelled():
                     future.exception()  # seen: the first error is the one raised
         if writer is not None:
-            _give_back(writer)  # idle: every group it was given is done
+            # Idle now, but after a cancellation: then the next stream it
+            # serves waits behind the group still being written, in order.
+            _give_back(writer)
     return total

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, case, insert, select
 from sqlalchemy.engine import Dialect
@@ -40,6 +41,10 @@ from orchard.db.models import (
 from orchard.db.prebuilt import Prebuilt
 from orchard.errors import ChecksumMismatch, Conflict, NotFound
 from orchard.storage.base import ArtifactStore, BlobInfo, StagedBlob
+
+if TYPE_CHECKING:
+    from orchard.db.session import Run
+    from orchard.storage.filesystem import FilesystemStore
 
 log = logging.getLogger("orchard.artifacts")
 
@@ -276,18 +281,89 @@ def _cache_statements(dialect: str) -> dict[str, Prebuilt]:
     }
 
 
+@dataclass(frozen=True)
+class CachedFile:
+    """Where ``add_cached_file`` puts a proxied file, and the statements
+    (with their values) to run in the same transaction after it."""
+
+    project_id: int
+    project_name: str
+    package_name: str
+    version: str
+    filename: str
+    package_format: str
+    content_type: str = "application/octet-stream"
+    also: tuple[tuple[Prebuilt, dict[str, Any]], ...] = ()
+
+
+# What ``_cached_file_steps`` asks of its driver besides running statements.
+_COMMIT_BLOB = "commit the staged blob"  # answered: whether the bytes were already stored
+_DISCARD_BLOB = "discard the staged blob"
+Step = tuple[Prebuilt, dict[str, Any]] | str
+
+
+def _cached_file_steps(
+    dialect: str, place: CachedFile, staged: StagedBlob
+) -> Generator[Step, Any, StoredFile]:
+    """The work of ``add_cached_file``, one step at a time: a statement to
+    run (the answer is its rows) or a blob step; returns what was stored."""
+    names.filename(place.filename)
+    key = names.package_name(place.package_name, place.package_format)
+    names.version_string(place.version)
+    sql = _cache_statements(dialect)
+    now = utcnow()
+    info = staged.info
+    ((package_id,),) = yield sql["package"], {
+        "project_id": place.project_id,
+        "name": key,
+        "display_name": place.package_name,
+        "format": place.package_format,
+        "now": now,
+    }
+    ((version_id,),) = yield sql["version"], {
+        "package_id": package_id,
+        "version": place.version,
+        "now": now,
+        "meta": {},
+    }
+    (row,) = yield sql["artifact"], {**artifact_columns(info, place.content_type), "now": now}
+    artifact = Artifact(**dict(zip(_RETURNED, row, strict=True)))
+    where = {"version_id": version_id, "filename": place.filename}
+    inserted = yield sql["file"], {**where, "artifact_id": artifact.id, "now": now}
+    if not inserted:
+        existing = yield sql["existing"], where
+        if not existing or existing[0][0] != artifact.id:
+            raise Conflict(
+                f"{key} {place.version} already has a different {place.filename!r}; "
+                "published versions are immutable"
+            )
+        yield _DISCARD_BLOB
+        deduplicated, created = True, False  # the same file was already there
+    else:
+        deduplicated = yield _COMMIT_BLOB
+        artifact.ref_count += 1  # what the trigger counted (a transient object: no UPDATE)
+        target = f"{place.project_name}/{key}/{place.version}/{place.filename}"
+        detail = {"sha256": artifact.id, "size": artifact.size, "deduplicated": deduplicated}
+        yield sql["audit"], {"now": now, "target": target, "detail": detail}
+        log.info(
+            "dedup hit" if deduplicated else "upload stored",
+            extra={
+                "event": "dedup" if deduplicated else "upload",
+                "artifact": artifact.id,
+                "size": artifact.size,
+                "target": target,
+            },
+        )
+        created = True
+    for statement in place.also:  # noqa: UP028 (``yield from`` a tuple refuses the rows sent back)
+        yield statement
+    return StoredFile(
+        place.project_name, key, place.version, place.filename, artifact, deduplicated, created
+    )
+
+
 async def add_cached_file(
-    session: AsyncSession,
-    storage: ArtifactStore,
-    *,
-    project_id: int,
-    project_name: str,
-    package_name: str,
-    version: str,
-    filename: str,
-    staged: StagedBlob,
-    package_format: str,
-    content_type: str = "application/octet-stream",
+    session: AsyncSession, storage: ArtifactStore, place: CachedFile, staged: StagedBlob
 ) -> StoredFile:
     """``add_file`` for the caching proxy: a built-in project, the system actor.
 
@@ -298,57 +374,45 @@ async def add_cached_file(
     blob is committed (a conflicting file costs no storage write), and the
     statements are built once (``prebuilt.py``). The returned artifact is a
     transient object without timestamps. The caller owns the transaction; on
-    any error it rolls back and discards ``staged``."""
-    names.filename(filename)
-    key = names.package_name(package_name, package_format)
-    names.version_string(version)
-    sql = _cache_statements(session.get_bind().dialect.name)
+    any error it rolls back and discards ``staged``. ``add_cached_file_blocking``
+    is the same work in one thread hop on SQLite with blobs on disk."""
+    steps = _cached_file_steps(session.get_bind().dialect.name, place, staged)
     conn = await session.connection()
-    now = utcnow()
-    info = staged.info
-    ((package_id,),) = await sql["package"].rows(
-        conn,
-        {
-            "project_id": project_id,
-            "name": key,
-            "display_name": package_name,
-            "format": package_format,
-            "now": now,
-        },
-    )
-    ((version_id,),) = await sql["version"].rows(
-        conn, {"package_id": package_id, "version": version, "now": now, "meta": {}}
-    )
-    (row,) = await sql["artifact"].rows(
-        conn, {**artifact_columns(info, content_type), "now": now}
-    )
-    artifact = Artifact(**dict(zip(_RETURNED, row, strict=True)))
-    where = {"version_id": version_id, "filename": filename}
-    created = await sql["file"].rows(conn, {**where, "artifact_id": artifact.id, "now": now})
-    if not created:
-        existing = await sql["existing"].rows(conn, where)
-        if not existing or existing[0][0] != artifact.id:
-            raise Conflict(
-                f"{key} {version} already has a different {filename!r}; "
-                "published versions are immutable"
-            )
-        await storage.discard(staged)
-        return StoredFile(project_name, key, version, filename, artifact, True, False)
-    deduplicated = await storage.commit(staged)
-    artifact.ref_count += 1  # what the trigger counted (a transient object: no UPDATE)
-    target = f"{project_name}/{key}/{version}/{filename}"
-    detail = {"sha256": artifact.id, "size": artifact.size, "deduplicated": deduplicated}
-    await sql["audit"].rows(conn, {"now": now, "target": target, "detail": detail})
-    log.info(
-        "dedup hit" if deduplicated else "upload stored",
-        extra={
-            "event": "dedup" if deduplicated else "upload",
-            "artifact": artifact.id,
-            "size": artifact.size,
-            "target": target,
-        },
-    )
-    return StoredFile(project_name, key, version, filename, artifact, deduplicated, True)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return cast(StoredFile, done.value)
+        if step == _COMMIT_BLOB:
+            answer = await storage.commit(staged)
+        elif step == _DISCARD_BLOB:
+            await storage.discard(staged)
+            answer = None
+        else:
+            statement, values = cast(tuple[Prebuilt, dict[str, Any]], step)
+            answer = await statement.rows(conn, values)
+
+
+def add_cached_file_blocking(
+    run: Run, storage: FilesystemStore, place: CachedFile, staged: StagedBlob
+) -> StoredFile:
+    """``add_cached_file`` inside ``Database.write_blocking`` (in its thread)."""
+    steps = _cached_file_steps("sqlite", place, staged)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return cast(StoredFile, done.value)
+        if step == _COMMIT_BLOB:
+            answer = storage.commit_blocking(staged)
+        elif step == _DISCARD_BLOB:
+            storage.discard_blocking(staged)
+            answer = None
+        else:
+            statement, values = cast(tuple[Prebuilt, dict[str, Any]], step)
+            answer = run(statement, values)
 
 
 async def _existing_file(session: AsyncSession, version: Version, filename: str) -> File | None:

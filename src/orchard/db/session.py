@@ -14,12 +14,14 @@ as the same writers waiting their turn in order; the file lock (and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
@@ -31,13 +33,17 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from orchard.db.prebuilt import Prebuilt
-from orchard.errors import ConfigurationError, Unavailable
+from orchard.errors import ConfigurationError, Conflict, Unavailable
 from orchard.settings import Settings
 
 if TYPE_CHECKING:
     import aiosqlite
 
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for its turn (also PRAGMA busy_timeout)
+
+T = TypeVar("T")
+# Runs one prebuilt statement inside ``Database.write_blocking``; its rows.
+Run = Callable[[Prebuilt, Mapping[str, Any]], list[Any]]
 
 
 def async_url(url: str) -> str:
@@ -139,6 +145,12 @@ def make_engine(settings: Settings, *, immediate: bool = False) -> AsyncEngine:
     )
 
 
+def _fetch(
+    conn: sqlite3.Connection, statement: Prebuilt, dialect: Any, values: Mapping[str, Any]
+) -> list[Any]:
+    return conn.execute(*statement.bound(dialect, values)).fetchall()
+
+
 class Database:
     """The engines and session factories of one process."""
 
@@ -156,6 +168,8 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._reader_file: tuple[int, int] | None = None
         self._reader_lock = asyncio.Lock()
+        self._writer: sqlite3.Connection | None = None  # see write_blocking
+        self._writer_file: tuple[int, int] | None = None
 
     @property
     def dialect(self) -> str:
@@ -228,6 +242,68 @@ class Database:
                 self._reader, self._reader_file = reader, identity
             return self._reader
 
+    @property
+    def blocking_writes(self) -> bool:
+        """Whether ``write_blocking`` can be used (the database is a SQLite file)."""
+        return self._reader_path is not None
+
+    async def write_blocking(self, work: Callable[[Run], T]) -> T:
+        """Run ``work`` as one write transaction in a single thread hop.
+
+        On a SQLite file only (``blocking_writes``): ``work`` runs in a worker
+        thread, on a connection kept for these writes, between ``BEGIN
+        IMMEDIATE`` and ``COMMIT`` (``ROLLBACK`` when it raises), and runs
+        its statements with the ``Run`` it is given. A session takes several
+        hops per statement and more to begin and end; the cold proxy fetch
+        stores each file this way (``core/artifacts.add_cached_file``). It
+        takes its write turn like a write session. sqlite3's errors become
+        ``Conflict`` (a constraint) or ``Unavailable``."""
+        assert self._reader_path is not None, "write_blocking needs a SQLite file"
+        dialect = self.engine.dialect
+
+        def transaction() -> T:
+            conn = self._kept_writer()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(lambda statement, values: _fetch(conn, statement, dialect, values))
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._turn(True):
+            try:
+                return await anyio.to_thread.run_sync(transaction)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("the resource changed concurrently; retry") from exc
+            except sqlite3.Error as exc:
+                self._close_writer()
+                raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+    def _kept_writer(self) -> sqlite3.Connection:
+        """The connection of ``write_blocking`` (in its thread, in its turn),
+        reopened when the database file was replaced; never a new empty
+        database in place of one that has gone."""
+        path = self._reader_path
+        assert path is not None
+        identity = _file_identity(path)
+        if identity is None:
+            raise sqlite3.OperationalError(f"database file {path} has disappeared")
+        if self._writer is None or identity != self._writer_file:
+            self._close_writer()
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            _sqlite_pragmas(conn, None)
+            self._writer, self._writer_file = conn, identity
+        return self._writer
+
+    def _close_writer(self) -> None:
+        writer, self._writer, self._writer_file = self._writer, None, None
+        if writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                writer.close()
+
     async def _close_reader(self) -> None:
         reader, self._reader, self._reader_file = self._reader, None, None
         if reader is not None:
@@ -242,6 +318,8 @@ class Database:
 
     async def close(self) -> None:
         await self._close_reader()
+        async with self._turn(True):
+            self._close_writer()
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()

@@ -129,11 +129,12 @@ class FilesystemStore:
             raise
         return StagedBlob(info=hashes.result(), handle=str(path))
 
-    async def commit(self, staged: StagedBlob) -> bool:
+    def commit_blocking(self, staged: StagedBlob) -> bool:
+        """``commit`` in the calling thread (for a caller already off the
+        event loop)."""
         target = self._path(staged.info.sha256)
         source = Path(staged.handle)
-
-        def link() -> bool:
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(source, target)
@@ -141,20 +142,20 @@ class FilesystemStore:
             except FileExistsError:
                 existed = True
             source.unlink(missing_ok=True)
-            return existed
-
-        try:
-            return await anyio.to_thread.run_sync(link)
         except OSError as exc:
             raise StorageUploadError(f"cannot store blob: {exc}") from exc
+        return existed
+
+    async def commit(self, staged: StagedBlob) -> bool:
+        return await anyio.to_thread.run_sync(self.commit_blocking, staged)
+
+    def discard_blocking(self, staged: StagedBlob) -> None:
+        # Best effort: the storage may be the thing that failed.
+        with contextlib.suppress(OSError):
+            Path(staged.handle).unlink(missing_ok=True)
 
     async def discard(self, staged: StagedBlob) -> None:
-        def remove() -> None:
-            # Best effort: the storage may be the thing that failed.
-            with contextlib.suppress(OSError):
-                Path(staged.handle).unlink(missing_ok=True)
-
-        await anyio.to_thread.run_sync(remove)
+        await anyio.to_thread.run_sync(self.discard_blocking, staged)
 
     async def purge_staging(self, older_than: datetime) -> int:
         return await anyio.to_thread.run_sync(purge_old_files, self.staging, older_than, "")

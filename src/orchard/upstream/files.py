@@ -43,12 +43,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.downloads import memory_response
 from orchard.core import catalog
-from orchard.core.artifacts import add_cached_file, artifact_columns, prepare_cached_file
+from orchard.core.artifacts import (
+    CachedFile,
+    add_cached_file,
+    add_cached_file_blocking,
+    artifact_columns,
+    prepare_cached_file,
+)
 from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.db.prebuilt import Prebuilt
 from orchard.errors import NotFound, UpstreamError
 from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, StagedBlob
+from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
 from orchard.upstream.context import UpstreamContext
 from orchard.upstream.finish import missing_digests
@@ -350,39 +357,50 @@ class Transfer:
     async def _commit(self, staged: StagedBlob) -> Artifact:
         ctx, place = self.ctx, self.place
         project = catalog.PROXY_PROJECT
+        url = self.wanted.url
+        remember = {
+            "url_hash": url_hash(url),
+            "url": url,
+            "artifact_id": staged.info.sha256,
+            "ecosystem": place.ecosystem,
+            "now": utcnow(),
+        }
         try:
-            async with ctx.db.transaction() as session:
-                project_id = ctx.project_ids.get(project)
-                if project_id is None:
-                    project_id = (await catalog.get_project(session, project)).id
-                stored = await add_cached_file(
-                    session,
-                    ctx.storage,
-                    project_id=project_id,
-                    project_name=project,
-                    package_name=place.package,
-                    version=place.version,
-                    filename=place.filename,
-                    staged=staged,
-                    package_format=place.package_format,
-                    content_type=place.content_type,
+            project_id = ctx.project_ids.get(project)
+            storage = ctx.storage
+            if project_id is not None and ctx.db.blocking_writes and isinstance(
+                storage, FilesystemStore
+            ):  # the embedded default: one thread hop for the whole transaction
+                cached = self._cached_file(project_id, remember, ctx.db.dialect)
+                stored = await ctx.db.write_blocking(
+                    lambda run: add_cached_file_blocking(run, storage, cached, staged)
                 )
-                conn = await session.connection()
-                await _remember_url(conn.dialect.name).rows(
-                    conn,
-                    {
-                        "url_hash": url_hash(self.wanted.url),
-                        "url": self.wanted.url,
-                        "artifact_id": stored.artifact.id,
-                        "ecosystem": place.ecosystem,
-                        "now": utcnow(),
-                    },
-                )
+            else:
+                async with ctx.db.transaction() as session:
+                    if project_id is None:
+                        project_id = (await catalog.get_project(session, project)).id
+                    cached = self._cached_file(
+                        project_id, remember, session.get_bind().dialect.name
+                    )
+                    stored = await add_cached_file(session, storage, cached, staged)
         except BaseException:
             ctx.project_ids.pop(project, None)  # e.g. a database replaced under us
             raise
         ctx.project_ids[project] = project_id
         return stored.artifact
+
+    def _cached_file(self, project_id: int, remember: dict[str, Any], dialect: str) -> CachedFile:
+        place = self.place
+        return CachedFile(
+            project_id=project_id,
+            project_name=catalog.PROXY_PROJECT,
+            package_name=place.package,
+            version=place.version,
+            filename=place.filename,
+            package_format=place.package_format,
+            content_type=place.content_type,
+            also=((_remember_url(dialect), remember),),
+        )
 
 
 def _link_copy(handle: str) -> Path | None:

@@ -302,6 +302,25 @@ _DISCARD_BLOB = "discard the staged blob"
 Step = tuple[Prebuilt, dict[str, Any]] | str
 
 
+class _Steps:
+    """Drives ``_cached_file_steps``: ``next()`` is the next step (None at
+    the end, with ``result`` set), after ``answer`` was set to the last
+    one's outcome (or left None)."""
+
+    def __init__(self, steps: Generator[Step, Any, StoredFile]) -> None:
+        self._steps = steps
+        self.answer: Any = None
+        self.result: StoredFile
+
+    def next(self) -> Step | None:
+        answer, self.answer = self.answer, None
+        try:
+            return self._steps.send(answer)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+
 def _cached_file_steps(
     dialect: str, place: CachedFile, staged: StagedBlob
 ) -> Generator[Step, Any, StoredFile]:
@@ -376,43 +395,31 @@ async def add_cached_file(
     transient object without timestamps. The caller owns the transaction; on
     any error it rolls back and discards ``staged``. ``add_cached_file_blocking``
     is the same work in one thread hop on SQLite with blobs on disk."""
-    steps = _cached_file_steps(session.get_bind().dialect.name, place, staged)
+    steps = _Steps(_cached_file_steps(session.get_bind().dialect.name, place, staged))
     conn = await session.connection()
-    answer: Any = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return cast(StoredFile, done.value)
-        if step == _COMMIT_BLOB:
-            answer = await storage.commit(staged)
-        elif step == _DISCARD_BLOB:
-            await storage.discard(staged)
-            answer = None
+    while (step := steps.next()) is not None:
+        if isinstance(step, tuple):
+            steps.answer = await step[0].rows(conn, step[1])
+        elif step == _COMMIT_BLOB:
+            steps.answer = await storage.commit(staged)
         else:
-            statement, values = cast(tuple[Prebuilt, dict[str, Any]], step)
-            answer = await statement.rows(conn, values)
+            await storage.discard(staged)
+    return steps.result
 
 
 def add_cached_file_blocking(
     run: Run, storage: FilesystemStore, place: CachedFile, staged: StagedBlob
 ) -> StoredFile:
     """``add_cached_file`` inside ``Database.write_blocking`` (in its thread)."""
-    steps = _cached_file_steps("sqlite", place, staged)
-    answer: Any = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return cast(StoredFile, done.value)
-        if step == _COMMIT_BLOB:
-            answer = storage.commit_blocking(staged)
-        elif step == _DISCARD_BLOB:
-            storage.discard_blocking(staged)
-            answer = None
+    steps = _Steps(_cached_file_steps("sqlite", place, staged))
+    while (step := steps.next()) is not None:
+        if isinstance(step, tuple):
+            steps.answer = run(step[0], step[1])
+        elif step == _COMMIT_BLOB:
+            steps.answer = storage.commit_blocking(staged)
         else:
-            statement, values = cast(tuple[Prebuilt, dict[str, Any]], step)
-            answer = run(statement, values)
+            storage.discard_blocking(staged)
+    return steps.result
 
 
 async def _existing_file(session: AsyncSession, version: Version, filename: str) -> File | None:

@@ -266,12 +266,14 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(lambda statement, values: _fetch(conn, statement, dialect, values))
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+                conn.execute("COMMIT")
+                return result
+            finally:
+                if conn.in_transaction:  # the work or the COMMIT failed
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        self._close_writer()  # never reuse a connection stuck in a transaction
 
         async with self._turn(True):
             try:

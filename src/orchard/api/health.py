@@ -47,6 +47,8 @@ async def health(request: Request) -> JSONResponse:
         "max_keepalive": settings.http_max_keepalive,
         "worker_threads": settings.http_worker_threads,
         "closed": state.http.is_closed,
+        "client": state.http.kind,
+        **state.http.stats(),
     }
     core_ok = database["status"] == "up" and storage["status"] == "up"
     status = (

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
@@ -25,6 +24,8 @@ from orchard.db.base import utcnow
 from orchard.db.models import UpstreamSource
 from orchard.deps import CacheDep, CurrentPrincipal, DbDep
 from orchard.errors import Conflict, InvalidInput, NotFound
+from orchard.upstream.client import UpstreamClient
+from orchard.upstream.http11 import HTTPError
 from orchard.upstream.sources import ECOSYSTEMS, invalidate, source_from_row
 
 router = APIRouter(prefix="/upstreams", tags=["upstreams"])
@@ -247,12 +248,12 @@ async def test_upstream(
         return UpstreamTest(ok=False, status=None, elapsed_ms=0, error="ORCHARD_OFFLINE is set")
     source = source_from_row(row)
     headers = source.auth_headers(_box(request))
-    http: httpx.AsyncClient = request.app.state.http
+    http: UpstreamClient = request.app.state.http
     started = time.monotonic()
     try:
         async with http.stream("GET", f"{source.url}/", headers=headers) as response:
             status = response.status_code
-    except httpx.HTTPError as exc:
+    except HTTPError as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         return UpstreamTest(ok=False, status=None, elapsed_ms=elapsed, error=type(exc).__name__)
     elapsed = int((time.monotonic() - started) * 1000)

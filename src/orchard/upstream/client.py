@@ -1,66 +1,80 @@
-"""The one pooled async HTTP client of a process, for all upstream traffic,
-and the background work that follows upstream fetches (``finish.py``):
-closing the client (the lifespan does, before it closes the database and
-storage) first lets that work end."""
+"""The one pooled upstream HTTP client of a process, for all upstream
+traffic, and the background work that follows upstream fetches
+(``finish.py``): closing the client (the lifespan does, before it closes
+the database and storage) first lets that work end.
+
+Requests go through Orchard's lean HTTP/1.1 pool (``http11.py``), or,
+when the environment names a forward proxy, through httpx
+(``proxied.py``); both answer alike.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
-import httpcore
-import httpx
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from orchard import __version__
 from orchard.settings import Settings
 from orchard.upstream.background import Background
-
-# httpcore reads an HTTP/1.1 body 64 KiB per socket read; every read then
-# climbs a dozen coroutine frames to reach us, which costs more than the
-# bytes on a fast upstream. Larger reads (the socket returns what it has)
-# cut that per-chunk cost by about a third for wheel-sized bodies.
-READ_SIZE = 256 * 1024
-_H11 = httpcore.AsyncHTTP11Connection
-if _H11.READ_NUM_BYTES < READ_SIZE:
-    _H11.READ_NUM_BYTES = READ_SIZE
-
-# httpcore asks ``import sniffio`` which async library runs, several times per
-# request; without sniffio installed (anyio 4 no longer needs it) each try
-# searches the whole sys.path and fails, about 0.3 ms of every upstream
-# request. A None entry makes the failing import immediate; nothing changes
-# when sniffio is installed.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+from orchard.upstream.http11 import Pool, UpstreamResponse
+from orchard.upstream.proxied import ProxiedPool, proxy_configured
 
 DRAIN_TIMEOUT = 30.0  # seconds closing waits for background work
 
 
-class UpstreamClient(httpx.AsyncClient):
-    """``httpx.AsyncClient`` that owns the upstream background work."""
+class _Transport(Protocol):
+    @property
+    def is_closed(self) -> bool: ...
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def stream(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class UpstreamClient:
+    """``stream("GET", url, headers)`` for every upstream request of the
+    process; owns the upstream background work."""
+
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
         self.background = Background()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.transport.is_closed
+
+    @property
+    def kind(self) -> str:
+        return "proxied (httpx)" if isinstance(self.transport, ProxiedPool) else "direct"
+
+    def stats(self) -> dict[str, int]:
+        return self.transport.stats()
+
+    def stream(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        return self.transport.stream(method, url, headers)
 
     async def aclose(self) -> None:
         await self.background.drain(DRAIN_TIMEOUT)
-        await super().aclose()
+        await self.transport.aclose()
 
 
 def create_http_client(settings: Settings) -> UpstreamClient:
-    limits = httpx.Limits(
+    kind = ProxiedPool if proxy_configured() else Pool
+    transport = kind(
         max_connections=settings.http_max_connections,
-        max_keepalive_connections=settings.http_max_keepalive,
+        max_keepalive=settings.http_max_keepalive,
+        connect_timeout=settings.http_connect_timeout,
+        read_timeout=settings.http_read_timeout,
+        user_agent=f"orchard/{__version__}",
     )
-    timeout = httpx.Timeout(
-        connect=settings.http_connect_timeout,
-        read=settings.http_read_timeout,
-        write=settings.http_read_timeout,
-        pool=settings.http_connect_timeout,
-    )
-    return UpstreamClient(
-        limits=limits,
-        timeout=timeout,
-        follow_redirects=True,
-        headers={"User-Agent": f"orchard/{__version__}"},
-    )
+    return UpstreamClient(transport)
+
+
+__all__ = ["UpstreamClient", "create_http_client"]

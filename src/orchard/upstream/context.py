@@ -10,14 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from orchard.auth.crypto import SecretBox
 from orchard.cache.base import Cache
 from orchard.db.session import Database
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
 from orchard.upstream.background import Background
+from orchard.upstream.client import UpstreamClient
 from orchard.upstream.fetch import ReplicaLock, SingleFlight, redis_client
 from orchard.upstream.sources import Source, effective_sources, secret_box
 
@@ -33,7 +32,7 @@ class UpstreamContext:
     db: Database
     storage: ArtifactStore
     cache: Cache
-    http: httpx.AsyncClient
+    http: UpstreamClient
     box: SecretBox | None
     lock: ReplicaLock
     pages: SingleFlight[Any] = field(default_factory=SingleFlight)

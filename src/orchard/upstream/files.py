@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio.to_thread
-import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Table, bindparam, select
@@ -59,6 +58,7 @@ from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
 from orchard.upstream.context import UpstreamContext
 from orchard.upstream.finish import missing_digests
+from orchard.upstream.http11 import HTTPError
 
 log = logging.getLogger("orchard.upstream")
 
@@ -310,7 +310,7 @@ class Transfer:
                     max_size=ctx.settings.max_upload_size,
                     digests=frozenset(self.wanted.hashes) & EXTRA_DIGESTS,
                 )
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise UpstreamError(
                 f"fetching {name} from the upstream failed: {type(exc).__name__}"
             ) from exc
@@ -368,8 +368,10 @@ class Transfer:
         try:
             project_id = ctx.project_ids.get(project)
             storage = ctx.storage
-            if project_id is not None and ctx.db.blocking_writes and isinstance(
-                storage, FilesystemStore
+            if (
+                project_id is not None
+                and ctx.db.blocking_writes
+                and isinstance(storage, FilesystemStore)
             ):  # the embedded default: one thread hop for the whole transaction
                 cached = self._cached_file(project_id, remember, ctx.db.dialect)
                 stored = await ctx.db.write_blocking(

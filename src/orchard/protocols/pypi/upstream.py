@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-import httpx
-
+from orchard.upstream.client import UpstreamClient
+from orchard.upstream.http11 import HTTPError, UpstreamResponse
 from orchard.upstream.sources import Source
 
 log = logging.getLogger("orchard.upstream")
@@ -178,7 +178,7 @@ def parse_html(body: bytes, base_url: str) -> list[UpstreamFile]:
 
 
 async def fetch_source_page(
-    http: httpx.AsyncClient,
+    http: UpstreamClient,
     source: Source,
     name: str,
     headers: dict[str, str],
@@ -204,14 +204,14 @@ async def fetch_source_page(
                 )
                 return SourcePage("error", error=f"HTTP {response.status_code}")
             body = await _read_capped(response, MAX_PAGE_BYTES)
-    except httpx.HTTPError as exc:
+    except HTTPError as exc:
         log.warning("upstream %s unreachable for %s: %s", source.name, name, type(exc).__name__)
         return SourcePage("error", error=f"{type(exc).__name__}")
     if body is None:
         log.warning("upstream %s sent a page over the size limit for %s", source.name, name)
         return SourcePage("error", error="page too large")
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    base = str(response.url)
+    base = response.url
     parse = parse_json if content_type.endswith("json") else parse_html
     try:
         files = parse(body, base)
@@ -226,7 +226,7 @@ async def fetch_source_page(
     )
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+async def _read_capped(response: UpstreamResponse, limit: int) -> bytes | None:
     """The (decoded) body, or None as soon as it grows past ``limit`` bytes:
     neither an endless page nor a compression bomb is read to its end."""
     declared = response.headers.get("content-length", "")

@@ -7,8 +7,10 @@ which the proxy tests of the production stack cover)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,38 @@ async def test_a_replaced_database_file_is_reopened_and_a_missing_one_refused(
     with pytest.raises(Unavailable):
         await db.write_blocking(lambda run: add_cached_file_blocking(run, store, place, staged))
     assert not path.exists()  # no empty database in its place
+
+
+async def test_a_cancelled_caller_keeps_the_write_turn_until_its_transaction_ends(
+    db: Database,
+) -> None:
+    """Cancelling the awaiting task does not let the next transaction start
+    on the kept connection while the first one is still running."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow(run: Any) -> None:
+        started.set()
+        release.wait(5)
+        order.append("first ended")
+
+    def second(run: Any) -> None:
+        order.append("second began")
+
+    first = asyncio.create_task(db.write_blocking(slow))
+    await asyncio.to_thread(started.wait, 5)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    follower = asyncio.create_task(db.write_blocking(second))
+    await asyncio.sleep(0.1)
+    assert order == []  # still waiting for the first transaction's turn
+    release.set()
+    await follower
+    assert order == ["first ended", "second began"]
+
+
+async def test_a_closed_database_refuses_late_blocking_writes(db: Database) -> None:
+    await db.close()
+    with pytest.raises(Unavailable):
+        await db.write_blocking(lambda run: None)

@@ -19,9 +19,9 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio.to_thread
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
@@ -74,6 +74,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _existing_file_uri(path: str) -> str:
+    """A URI that opens ``path`` only if it exists (``mode=rw``): a file
+    that vanished between a check and the open is never created empty."""
+    return f"{Path(path).resolve().as_uri()}?mode=rw"
 
 
 def _file_identity(path: str) -> tuple[int, int] | None:
@@ -170,10 +176,18 @@ class Database:
         self._reader_lock = asyncio.Lock()
         self._writer: sqlite3.Connection | None = None  # see write_blocking
         self._writer_file: tuple[int, int] | None = None
+        self._closed = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def _take_turn(self, turn: asyncio.Lock) -> None:
+        try:
+            async with asyncio.timeout(BUSY_TIMEOUT):
+                await turn.acquire()
+        except TimeoutError as exc:
+            raise Unavailable(f"database busy: no write turn within {BUSY_TIMEOUT:.0f} s") from exc
 
     @asynccontextmanager
     async def _turn(self, write: bool) -> AsyncIterator[None]:
@@ -181,11 +195,7 @@ class Database:
         if not write or self._write_turn is None:
             yield
             return
-        try:
-            async with asyncio.timeout(BUSY_TIMEOUT):
-                await self._write_turn.acquire()
-        except TimeoutError as exc:
-            raise Unavailable(f"database busy: no write turn within {BUSY_TIMEOUT:.0f} s") from exc
+        await self._take_turn(self._write_turn)
         try:
             yield
         finally:
@@ -237,7 +247,9 @@ class Database:
                 import aiosqlite
 
                 await self._close_reader()
-                reader = await aiosqlite.connect(self._reader_path, isolation_level=None)
+                reader = await aiosqlite.connect(
+                    _existing_file_uri(self._reader_path), isolation_level=None, uri=True
+                )
                 await reader.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
                 self._reader, self._reader_file = reader, identity
             return self._reader
@@ -256,33 +268,55 @@ class Database:
         its statements with the ``Run`` it is given. A session takes several
         hops per statement and more to begin and end; the cold proxy fetch
         stores each file this way (``core/artifacts.add_cached_file``). It
-        takes its write turn like a write session. sqlite3's errors become
-        ``Conflict`` (a constraint) or ``Unavailable``."""
+        takes its write turn like a write session, and keeps it until the
+        thread is done, even when the caller is cancelled meanwhile (the
+        transaction then still ends, committed or rolled back, before the
+        next one may start). sqlite3's errors become ``Conflict`` (a
+        constraint) or ``Unavailable``."""
         assert self._reader_path is not None, "write_blocking needs a SQLite file"
+        assert self._write_turn is not None
         dialect = self.engine.dialect
 
-        def transaction() -> T:
-            conn = self._kept_writer()
-            conn.execute("BEGIN IMMEDIATE")
+        def transaction() -> T:  # in a worker thread, holding the write turn
             try:
-                result = work(lambda statement, values: _fetch(conn, statement, dialect, values))
-                conn.execute("COMMIT")
-                return result
-            finally:
-                if conn.in_transaction:  # the work or the COMMIT failed
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        self._close_writer()  # never reuse a connection stuck in a transaction
-
-        async with self._turn(True):
-            try:
-                return await anyio.to_thread.run_sync(transaction)
-            except sqlite3.IntegrityError as exc:
-                raise Conflict("the resource changed concurrently; retry") from exc
-            except sqlite3.Error as exc:
+                conn = self._kept_writer()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(lambda stmt, values: _fetch(conn, stmt, dialect, values))
+                    conn.execute("COMMIT")
+                    return result
+                finally:
+                    if conn.in_transaction:  # the work or the COMMIT failed
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            self._close_writer()  # never reuse one stuck in a transaction
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error:
                 self._close_writer()
-                raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+                raise
+
+        turn = self._write_turn
+        await self._take_turn(turn)
+        try:
+            done = asyncio.get_running_loop().run_in_executor(None, transaction)
+        except BaseException:
+            turn.release()
+            raise
+
+        def ended(fut: asyncio.Future[T]) -> None:
+            turn.release()
+            if not fut.cancelled():
+                fut.exception()  # retrieved, also when the caller was cancelled
+
+        done.add_done_callback(ended)
+        try:
+            return await asyncio.shield(done)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("the resource changed concurrently; retry") from exc
+        except sqlite3.Error as exc:
+            raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
     def _kept_writer(self) -> sqlite3.Connection:
         """The connection of ``write_blocking`` (in its thread, in its turn),
@@ -290,12 +324,16 @@ class Database:
         database in place of one that has gone."""
         path = self._reader_path
         assert path is not None
+        if self._closed:
+            raise sqlite3.OperationalError("the database has been closed")
         identity = _file_identity(path)
         if identity is None:
             raise sqlite3.OperationalError(f"database file {path} has disappeared")
         if self._writer is None or identity != self._writer_file:
             self._close_writer()
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                _existing_file_uri(path), isolation_level=None, check_same_thread=False, uri=True
+            )
             _sqlite_pragmas(conn, None)
             self._writer, self._writer_file = conn, identity
         return self._writer
@@ -319,9 +357,16 @@ class Database:
             raise Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
     async def close(self) -> None:
-        await self._close_reader()
-        async with self._turn(True):
-            self._close_writer()
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
+        """Close every connection; a late ``write_blocking`` is refused
+        rather than reopening one."""
+        self._closed = True
+        try:
+            await self._close_reader()
+            async with self._turn(True):
+                self._close_writer()
+        finally:
+            try:
+                await self.engine.dispose()
+            finally:
+                if self.write_engine is not self.engine:
+                    await self.write_engine.dispose()

@@ -65,15 +65,12 @@ def respond(body: bytes, *, status: str = "200 OK", extra: str = "") -> bytes:
     return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
 
 
-def pool(**overrides: float) -> http11.Pool:
-    options: dict[str, float] = {
-        "max_connections": 10,
-        "max_keepalive": 5,
-        "connect_timeout": 2.0,
-        "read_timeout": 2.0,
-    }
-    options.update(overrides)
-    return http11.Pool(user_agent="orchard-test", **options)  # type: ignore[arg-type]
+def pool(
+    max_connections: int = 10, connect_timeout: float = 2.0, read_timeout: float = 2.0
+) -> http11.Pool:
+    return http11.Pool(
+        http11.Limits(max_connections, 5, connect_timeout, read_timeout, "orchard-test")
+    )
 
 
 async def body_of(p: http11.Pool, url: str, headers: dict[str, str] | None = None) -> bytes:

@@ -17,7 +17,7 @@ from typing import Protocol
 from orchard import __version__
 from orchard.settings import Settings
 from orchard.upstream.background import Background
-from orchard.upstream.http11 import Pool, UpstreamResponse
+from orchard.upstream.http11 import Limits, Pool, UpstreamResponse
 from orchard.upstream.proxied import ProxiedPool, proxy_configured
 
 DRAIN_TIMEOUT = 30.0  # seconds closing waits for background work
@@ -66,14 +66,14 @@ class UpstreamClient:
 
 
 def create_http_client(settings: Settings) -> UpstreamClient:
-    kind = ProxiedPool if proxy_configured() else Pool
-    transport = kind(
+    limits = Limits(
         max_connections=settings.http_max_connections,
         max_keepalive=settings.http_max_keepalive,
         connect_timeout=settings.http_connect_timeout,
         read_timeout=settings.http_read_timeout,
         user_agent=f"orchard/{__version__}",
     )
+    transport = ProxiedPool(limits) if proxy_configured() else Pool(limits)
     return UpstreamClient(transport)
 
 

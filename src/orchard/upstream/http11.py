@@ -28,6 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -416,24 +417,27 @@ def default_ssl_context() -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The pool's bounds and timeouts (from the ``ORCHARD_HTTP_*`` settings)."""
+
+    max_connections: int
+    max_keepalive: int
+    connect_timeout: float  # seconds to connect, and to wait for a free connection
+    read_timeout: float  # seconds to wait for each piece of an answer
+    user_agent: str
+
+
 class Pool:
     """Connections by origin: at most ``max_connections`` in use at once,
     at most ``max_keepalive`` kept idle (each for ``KEEPALIVE_EXPIRY`` s)."""
 
-    def __init__(
-        self,
-        *,
-        max_connections: int,
-        max_keepalive: int,
-        connect_timeout: float,
-        read_timeout: float,
-        user_agent: str,
-    ) -> None:
-        self.max_connections = max_connections
-        self.max_keepalive = max_keepalive
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.user_agent = user_agent
+    def __init__(self, limits: Limits) -> None:
+        self.max_connections = limits.max_connections
+        self.max_keepalive = limits.max_keepalive
+        self.connect_timeout = limits.connect_timeout
+        self.read_timeout = limits.read_timeout
+        self.user_agent = limits.user_agent
         self.is_closed = False
         self._idle: dict[Origin, list[_Connection]] = {}
         self._in_use: set[_Connection] = set()

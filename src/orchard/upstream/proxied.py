@@ -66,29 +66,22 @@ class ProxiedResponse:
 class ProxiedPool:
     """The same ``stream`` as ``http11.Pool``, through httpx (trust_env)."""
 
-    def __init__(
-        self,
-        *,
-        max_connections: int,
-        max_keepalive: int,
-        connect_timeout: float,
-        read_timeout: float,
-        user_agent: str,
-    ) -> None:
+    def __init__(self, limits: http11.Limits) -> None:
         import httpx
 
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_keepalive
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive,
             ),
             timeout=httpx.Timeout(
-                connect=connect_timeout,
-                read=read_timeout,
-                write=read_timeout,
-                pool=connect_timeout,
+                connect=limits.connect_timeout,
+                read=limits.read_timeout,
+                write=limits.read_timeout,
+                pool=limits.connect_timeout,
             ),
             follow_redirects=True,
-            headers={"User-Agent": user_agent},
+            headers={"User-Agent": limits.user_agent},
             trust_env=True,
         )
 

@@ -177,6 +177,23 @@ async def test_malformed_answer_is_a_protocol_error() -> None:
         await p.aclose()
 
 
+async def test_endless_headers_are_refused_with_bounded_memory() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        for _ in range(64):  # 4 MiB of one header value, never ended
+            writer.write(b"a" * 65536)
+            await writer.drain()
+
+    server = Scripted(handler)
+    async with server:
+        p = pool()
+        with pytest.raises(http11.RemoteProtocolError, match="too large"):
+            await body_of(p, server.url + "/a")
+        assert p.stats() == {"in_use": 0, "idle": 0}
+        await p.aclose()
+
+
 async def test_read_timeout_when_the_upstream_stalls() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)

@@ -38,6 +38,7 @@ HIGH_WATER = 1024 * 1024  # buffered body bytes that pause reading from the sock
 LOW_WATER = 256 * 1024  # ... and that resume it
 DECODED_PIECE = 256 * 1024  # most bytes one decompression step may produce
 MAX_REDIRECTS = 20
+MAX_HEAD_BYTES = 64 * 1024  # status line and header fields of one answer, at most
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TARGET_SAFE = "/:@!$&'()*+,;=?%~-._"
@@ -187,6 +188,10 @@ class _Connection(asyncio.Protocol):
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(RemoteProtocolError(f"malformed answer from the upstream: {exc!r}"))
+            self.close()
+            return
+        if not self.headers_done and self.received > MAX_HEAD_BYTES:
+            self._fail(RemoteProtocolError("the upstream's answer headers are too large"))
             self.close()
             return
         if self.buffered > HIGH_WATER and not self._paused and self.transport is not None:

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 # Modules that libraries import only to offer something a server never uses,
@@ -76,7 +77,9 @@ TRIM_INTERVAL = 1.0  # seconds between two looks at whether to trim
 TRIM_AFTER_CPU = 0.005  # CPU seconds used since the last trim that make another worth it
 
 
-async def release_freed_memory_forever(interval: float = TRIM_INTERVAL) -> None:
+async def release_freed_memory_forever(
+    interval: float = TRIM_INTERVAL, clock: Callable[[], float] = time.process_time
+) -> None:
     """Every ``interval`` seconds in which the process did some work, give
     the pages of freed heap memory back to the system (glibc's
     ``malloc_trim``; elsewhere this returns at once).
@@ -94,13 +97,13 @@ async def release_freed_memory_forever(interval: float = TRIM_INTERVAL) -> None:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return
-    used = time.process_time()
+    used = clock()
     while True:
         await asyncio.sleep(interval)
-        now = time.process_time()
+        now = clock()
         if now - used >= TRIM_AFTER_CPU:
             trim(0)
-            used = time.process_time()
+            used = clock()
 
 
 def skip_unused_modules() -> None:

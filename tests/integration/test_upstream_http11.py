@@ -6,9 +6,13 @@ httpx fallback when the environment names a proxy."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -419,3 +423,71 @@ async def test_requests_go_through_the_configured_proxy(monkeypatch: pytest.Monk
             assert b"".join([c async for c in response.aiter_bytes()]) == b"via the proxy"
         await client.aclose()
     assert server.requests[0].startswith(b"GET http://upstream.test/simple/a/ HTTP/1.1")
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the certificate is its own CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchard test upstream")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "upstream.crt", tmp / "upstream.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_upstream_verified_against_the_configured_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(respond(b"over TLS"))
+            await writer.drain()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        untrusting = pool()  # the system's CA store does not know this certificate
+        with pytest.raises(http11.ConnectError):
+            await body_of(untrusting, f"https://127.0.0.1:{port}/simple/a/")
+        await untrusting.aclose()
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusting = pool()
+        for _ in range(2):
+            assert await body_of(trusting, f"https://127.0.0.1:{port}/simple/a/") == b"over TLS"
+        assert trusting.stats() == {"in_use": 0, "idle": 1}  # one TLS connection, kept
+        await trusting.aclose()
+    finally:
+        server.close()

@@ -491,3 +491,117 @@ async def test_https_upstream_verified_against_the_configured_ca(
         await trusting.aclose()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-packet"])
+async def test_interim_answers_are_skipped(together: bool) -> None:
+    """A 100/103 before the answer is not the answer, and the connection
+    stays in step for the next request."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await server.read_request(reader)
+            body = b"body of " + head.split(b" ")[1]
+            interim = b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+            if together:
+                writer.write(interim + respond(body))
+            else:
+                writer.write(interim)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(respond(body))
+            await writer.drain()
+
+    server = Scripted(handler)
+    async with server:
+        p = pool()
+        async with p.stream("GET", server.url + "/a") as response:
+            assert response.status_code == 200
+            assert "link" not in response.headers
+            assert b"".join([c async for c in response.aiter_bytes()]) == b"body of /a"
+        assert await body_of(p, server.url + "/b") == b"body of /b"
+        await p.aclose()
+    assert server.connections == 1
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth_to_that_origin_only() -> None:
+    async def target_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await target.read_request(reader)
+            writer.write(respond(b"file"))
+            await writer.drain()
+
+    async def index_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await index.read_request(reader)
+            writer.write(respond(b"", status="302 Found", extra=f"Location: {target.url}/f\r\n"))
+            await writer.drain()
+
+    target, index = Scripted(target_handler), Scripted(index_handler)
+    async with target, index:
+        p = pool()
+        private = index.url.replace("http://", "http://alice:t%40ken@") + "/simple/x/"
+        assert await body_of(p, private) == b"file"
+        await p.aclose()
+    # alice:t@ken
+    assert b"Authorization: Basic YWxpY2U6dEBrZW4=\r\n" in index.requests[0]
+    assert b"@" not in index.requests[0].split(b"\r\n")[0]  # not in the request line
+    assert not any(b"Authorization" in head for head in target.requests)
+
+
+async def test_endless_trailers_are_refused_with_bounded_memory() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: ")
+        for _ in range(64):
+            writer.write(b"t" * 65536)
+            await writer.drain()
+
+    server = Scripted(handler)
+    async with server:
+        p = pool()
+        with pytest.raises(http11.RemoteProtocolError, match="too large"):
+            await body_of(p, server.url + "/a")
+        await p.aclose()
+
+
+async def test_a_redirect_to_an_unusable_location_is_an_upstream_error() -> None:
+    server = await scripted(
+        keep_answering(
+            lambda head: respond(b"", status="302 Found", extra="Location: http://[::1\r\n")
+        )
+    )
+    async with server:
+        p = pool()
+        with pytest.raises(http11.HTTPError):
+            await body_of(p, server.url + "/a")
+        await p.aclose()
+
+
+async def test_other_transfer_codings_end_with_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nto the end")
+        await writer.drain()
+
+    server = Scripted(handler)
+    async with server:
+        p = pool()
+        assert await body_of(p, server.url + "/a") == b"to the end"
+        await p.aclose()
+
+
+async def test_redirects_within_an_origin_keep_the_connection() -> None:
+    def answer(head: bytes) -> bytes:
+        if b"GET /old" in head:
+            return respond(b"moved", status="301 Moved", extra="Location: /new\r\n")
+        return respond(b"here")
+
+    server = await scripted(keep_answering(answer))
+    async with server:
+        p = pool()
+        assert await body_of(p, server.url + "/old") == b"here"
+        assert await body_of(p, server.url + "/old") == b"here"
+        await p.aclose()
+    assert server.connections == 1
+    assert len(server.requests) == 4

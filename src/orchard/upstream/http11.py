@@ -22,6 +22,7 @@ upstream client uses httpx instead (``upstream/proxied.py``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 import zlib
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httptools
 
@@ -109,7 +110,10 @@ Origin = tuple[str, str, int]
 
 def _origin(url: str) -> tuple[Origin, str]:
     """(scheme, host, port) and the request target of an absolute URL."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidRequest(f"not a valid URL: {url!r}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest(f"not an http(s) URL: {url!r}")
@@ -128,11 +132,24 @@ def _host_header(origin: Origin) -> str:
     try:
         host.encode("ascii")
     except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidRequest(f"not a valid host name: {host!r}") from exc
     if ":" in host:
         host = f"[{host}]"
     default = 443 if scheme == "https" else 80
     return host if port == default else f"{host}:{port}"
+
+
+def _with_userinfo(url: str, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with Basic credentials from the URL's user info (as in
+    ``https://user:token@host/simple``), unless they name credentials already."""
+    parts = urlsplit(url)
+    if parts.username is None or any(k.lower() == "authorization" for k in headers):
+        return headers
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return {**headers, "Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
 def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> bytes:
@@ -164,6 +181,8 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.received = 0  # bytes of the current answer so far
+        self.body_bytes = 0  # ... of them its body (not framing or head)
+        self.chunk_count = 0
         self.status = 0
         self.header_list: list[tuple[bytes, bytes]] = []
         self.headers_done = False
@@ -173,6 +192,7 @@ class _Connection(asyncio.Protocol):
         self.until_close = False  # the body ends when the connection does
         self.keep_alive = False
         self.error: HTTPError | None = None
+        self._interim = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,7 +200,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None:  # nothing asked: an idle connection must stay silent
+        if parser is None or self.complete:  # nothing (more) asked: the upstream must be silent
             self.close()
             return
         self.received += len(data)
@@ -190,7 +210,8 @@ class _Connection(asyncio.Protocol):
             self._fail(RemoteProtocolError(f"malformed answer from the upstream: {exc!r}"))
             self.close()
             return
-        if not self.headers_done and self.received > MAX_HEAD_BYTES:
+        if self.received - self.body_bytes > MAX_HEAD_BYTES + 64 * self.chunk_count:
+            # head, chunk framing and trailers: llhttp would buffer them without end
             self._fail(RemoteProtocolError("the upstream's answer headers are too large"))
             self.close()
             return
@@ -213,28 +234,40 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_list.append((name, value))
+        if not self.headers_done:  # trailers after a chunked body are ignored
+            self.header_list.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None
-        self.status = parser.get_status_code()
+        status = parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100, 103): the real one follows
+            self._interim = True
+            self.header_list = []
+            return
+        self.status = status
         self.headers_done = True
-        names = {n.lower() for n, _ in self.header_list}
+        fields = {n.lower(): v.lower() for n, v in self.header_list}
         self.until_close = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and self.status not in (204, 304)
-            and self.status >= 200
+            b"content-length" not in fields
+            and b"chunked" not in fields.get(b"transfer-encoding", b"")
+            and status not in (204, 304)
         )
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.buffered += len(body)
+        self.body_bytes += len(body)
+
+    def on_chunk_header(self) -> None:
+        self.chunk_count += 1
 
     def on_message_complete(self) -> None:
         parser = self._parser
         assert parser is not None
+        if self._interim:
+            self._interim = False
+            return
         self.keep_alive = parser.should_keep_alive() and not self.until_close
         self.complete = True
 
@@ -278,9 +311,14 @@ class _Connection(asyncio.Protocol):
         return chunk
 
     def finish(self) -> None:
-        """The answer was read to its end: ready for the next request."""
+        """The answer is over (unread bytes of it dropped): ready for the next request."""
         self._parser = None
         self.used = True
+        self.chunks.clear()
+        self.buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     def close(self) -> None:
         self.closed = True
@@ -378,8 +416,8 @@ class Response:
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:  # not read to its end: the connection cannot be reused
-            reusable = conn.complete and conn.keep_alive and not conn.chunks
+        if conn is not None:  # unread: reusable only if the whole answer has arrived
+            reusable = conn.complete and conn.keep_alive and conn.error is None
             self._pool.release(conn, reusable=reusable)
 
 
@@ -518,7 +556,8 @@ class Pool:
             self._slots.release()
         conn.finish()
         idle = self._idle.setdefault(conn.origin, [])
-        if reusable and not conn.closed and not self.is_closed and len(idle) < self.max_keepalive:
+        kept = sum(len(v) for v in self._idle.values())
+        if reusable and not conn.closed and not self.is_closed and kept < self.max_keepalive:
             conn.idle_since = time.monotonic()
             idle.append(conn)
         else:
@@ -565,12 +604,16 @@ class Pool:
             origin, target = _origin(url)
             if origin != first:
                 sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
-            response = await self._send(origin, target, url, _request_bytes(origin, target, sent))
+            request = _request_bytes(origin, target, _with_userinfo(url, sent))
+            response = await self._send(origin, target, url, request)
             location = response.headers.get("location")
             if response.status_code not in REDIRECTS or not location:
                 break
             await response.aclose()
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError as exc:
+                raise RemoteProtocolError(f"unusable redirect to {location!r}") from exc
         else:
             raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
         try:

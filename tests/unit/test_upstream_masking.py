@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchard.upstream.sources import _without_userinfo
+from orchard.upstream.sources import without_userinfo
 
 
 @pytest.mark.parametrize(
@@ -16,4 +16,4 @@ from orchard.upstream.sources import _without_userinfo
     ],
 )
 def test_credentials_are_removed(url: str, shown: str) -> None:
-    assert _without_userinfo(url) == shown
+    assert without_userinfo(url) == shown

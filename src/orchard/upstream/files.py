@@ -59,6 +59,7 @@ from orchard.upstream import finish
 from orchard.upstream.context import UpstreamContext
 from orchard.upstream.finish import missing_digests
 from orchard.upstream.http11 import HTTPError
+from orchard.upstream.sources import without_userinfo
 
 log = logging.getLogger("orchard.upstream")
 
@@ -360,7 +361,7 @@ class Transfer:
         url = self.wanted.url
         remember = {
             "url_hash": url_hash(url),
-            "url": url,
+            "url": without_userinfo(url),  # a pip.conf URL may carry a token: not kept
             "artifact_id": staged.info.sha256,
             "ecosystem": place.ecosystem,
             "now": utcnow(),

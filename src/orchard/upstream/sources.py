@@ -147,7 +147,7 @@ async def upstream_status(app: Any) -> list[dict[str, Any]]:
                 {
                     "name": source.name,
                     "ecosystem": ecosystem,
-                    "url": _without_userinfo(source.url),
+                    "url": without_userinfo(source.url),
                     "priority": source.priority,
                     "origin": source.origin,
                     "offline": bool(state.settings.offline),
@@ -156,7 +156,7 @@ async def upstream_status(app: Any) -> list[dict[str, Any]]:
     return result
 
 
-def _without_userinfo(url: str) -> str:
+def without_userinfo(url: str) -> str:
     """A URL safe to show: credentials a pip config may carry are removed."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:

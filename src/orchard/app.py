@@ -52,6 +52,7 @@ from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
 from orchard.upstream import files as upstream_files
+from orchard.upstream.background import Background
 from orchard.upstream.client import create_http_client
 
 log = logging.getLogger("orchard.app")
@@ -93,6 +94,8 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
     if settings.redis_url and not (await app.state.cache.status()).get("connected"):
         log.warning("Redis at ORCHARD_REDIS_URL is unreachable; serving without the cache")
     app.state.http = create_http_client(settings)
+    if isinstance(app, OrchardApp):
+        app.background = app.state.http.background
     client = getattr(app.state.cache, "client", None)
     if client is not None:  # Redis: writes on any replica drop every replica's near cache
         app.state.near.start_listener(client)
@@ -153,11 +156,14 @@ class OrchardApp(FastAPI):
     FastAPI as usual."""
 
     hot: HotPath | None = None
+    background: Background | None = None  # deferred upstream work: waits while requests arrive
 
     def serve_hot(self, near: NearCache) -> None:
         self.hot = HotPath(super().__call__, near=near, lane=DirectLane())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.background is not None and scope["type"] == "http":
+            self.background.note_request()
         if self.hot is None or scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return

@@ -152,6 +152,24 @@ async def test_lost_finishing_is_done_when_the_file_is_served_again(
     assert fake.hits(f"/files/{wheel.filename}") == 1
 
 
+async def test_finishing_waits_while_clients_keep_asking(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
+) -> None:
+    """Requests answered from the cache keep deferred work waiting (quiet
+    shortened for the test); it runs once they stop."""
+    wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20",))
+    url = await file_url(client, "tiny", wheel.filename)
+    background = app.state.http.background
+    background._quiet = 0.3
+    assert app.background is background
+    assert (await client.get(url)).status_code == 200
+    for _ in range(6):  # a client every 0.1 s: never quiet
+        assert (await client.get("/pypi/proxy/simple/tiny/")).status_code == 200
+        await asyncio.sleep(0.1)
+        assert upstream_context(app).finishing
+    assert (await finished(app, wheel.sha256))["md5"] == hashlib.md5(wheel.content).hexdigest()
+
+
 async def test_shutdown_finishes_deferred_work(settings: Settings, fake: FakePyPI) -> None:
     wheel = publish(fake, "tiny", "1.0", requires_dist=("attrs>=20",))
     application = create_app(settings)

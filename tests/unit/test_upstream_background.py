@@ -49,6 +49,23 @@ async def test_jobs_wait_for_quiet_and_run_one_at_a_time() -> None:
     assert len(background) == 0
 
 
+async def test_jobs_wait_while_requests_keep_arriving() -> None:
+    """Clients served from the cache (no upstream transfer, little CPU) still
+    keep deferred work waiting: it would take the GIL from their requests."""
+    background = Background(quiet=0.2)
+    done = asyncio.Event()
+
+    async def work() -> None:
+        done.set()
+
+    background.spawn("finish", work)
+    for _ in range(8):  # a request every 0.1 s for 0.8 s
+        background.note_request()
+        await asyncio.sleep(0.1)
+        assert not done.is_set()
+    await asyncio.wait_for(done.wait(), 2)  # quiet at last
+
+
 async def test_a_job_waits_no_longer_than_max_defer() -> None:
     background = Background(quiet=10.0, max_defer=0.2)
     done = asyncio.Event()

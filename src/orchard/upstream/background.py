@@ -1,10 +1,12 @@
 """Deferred background work of a process (see ``finish.py``).
 
 Jobs run one at a time (``limit``), and only when the process is idle: no
-upstream transfer for ``quiet`` seconds and the process using less than
-``IDLE_CPU`` of a core (any request it serves counts). They would otherwise
-take CPU, the GIL and the database's write turn from the requests clients
-are waiting for. A job waits at most ``max_defer`` seconds for that. A
+upstream transfer and no new request (``note_request``) for ``quiet``
+seconds, and the process using less than ``IDLE_CPU`` of a core. They would
+otherwise take CPU, the GIL (a job's Python code holds it for up to the
+interpreter's switch interval while a request waits) and the database's
+write turn from the requests clients are waiting for, even light ones such
+as a ``pip install`` served from the cache. A job waits at most ``max_defer`` seconds for that. A
 failure is logged, never raised. ``drain`` runs everything still queued at
 once and waits for it, with a limit; what is left then is cancelled.
 """
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 
 log = logging.getLogger("orchard.upstream")
 
-QUIET = 0.5  # seconds without an upstream transfer before deferred work runs
+QUIET = 0.5  # seconds without an upstream transfer or a request before deferred work runs
 MAX_DEFER = 30.0  # seconds a job waits for quiet at most
 IDLE_CPU = 0.15  # share of one core under which the process counts as idle
 IDLE_WINDOW = 0.1  # seconds over which that is measured
@@ -47,12 +49,15 @@ class Background:
             yield
         finally:
             self._busy -= 1
-            self._last_busy = asyncio.get_running_loop().time()
+            self._last_busy = time.monotonic()
+
+    def note_request(self) -> None:
+        """A request arrived: deferred work waits for ``quiet`` seconds more."""
+        self._last_busy = time.monotonic()
 
     async def _until_quiet(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
         while not self._draining:
-            now = loop.time()
+            now = time.monotonic()
             if now >= deadline:
                 return
             wait = self._quiet if self._busy else self._last_busy + self._quiet - now
@@ -69,7 +74,7 @@ class Background:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
         slots = self._slots
-        deadline = asyncio.get_running_loop().time() + self._max_defer
+        deadline = time.monotonic() + self._max_defer
 
         async def run() -> None:
             async with slots:  # only the jobs holding a slot watch for quiet

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchard.cache.base import Category
@@ -42,6 +42,15 @@ class SourceEntry:
     last_modified: str | None = None
     missing: bool = False  # the source answered 404
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "files": [f.to_json() for f in self.files],
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "missing": self.missing,
+        }
+
 
 @dataclass
 class CachedIndex:
@@ -50,7 +59,10 @@ class CachedIndex:
     fetched_at: float = 0.0
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # (dataclasses.asdict deep-copies every value: a fifth of a cold page's own time)
+        sources = {name: entry.to_json() for name, entry in self.sources.items()}
+        data = {"sources": sources, "stale": self.stale, "fetched_at": self.fetched_at}
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> CachedIndex:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -41,7 +41,18 @@ class UpstreamFile:
     upload_time: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "filename": self.filename,
+            "url": self.url,
+            "hashes": dict(self.hashes),
+            "requires_python": self.requires_python,
+            "yanked": self.yanked,
+            "core_metadata": (
+                dict(self.core_metadata) if self.core_metadata is not None else None
+            ),
+            "size": self.size,
+            "upload_time": self.upload_time,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UpstreamFile:

@@ -106,6 +106,7 @@ run_candidate() {
                   --reps "$REPS" --duration "$DURATION" --pins "$BENCH_DIR/pins.txt" --wheels "$WHEELS"
                   --python "$PY" --version "$(cand_version)" "$@")
             [ -n "$pid" ] && args+=(--pid "$pid")
+            [ "$name" = nginx ] || args+=(--ref-url "$UPSTREAM_URL")
             left=$((DEADLINE - $(date +%s)))
             timeout "$left" "$PY" "$BENCH_DIR/lib/measure.py" "${args[@]}" || log "$name: measure exited $?"
         }

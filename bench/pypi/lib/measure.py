@@ -303,25 +303,45 @@ def find_file_url(index_url: str, project: str, filename: str) -> str:
     raise RuntimeError(f"{filename} not linked from {page}")
 
 
+def reference(args: argparse.Namespace, label: str) -> float | None:
+    """One pip download of the set from the reference (nginx) right before the candidate's
+    own: pip's time on this machine moves by up to 2x within minutes, so each pip figure is
+    paired with one taken next to it."""
+    if not args.ref_url:
+        return None
+    ref = pip_download(argparse.Namespace(**{**vars(args), "url": args.ref_url}), f"ref-{label}")
+    return ref["seconds"] if ref["rc"] == 0 and not ref["mismatched"] else None
+
+
 def pypi_suite(args: argparse.Namespace, res: Result) -> None:
     n_pins = sum(1 for line in args.pins.read_text().splitlines() if "==" in line)
     res["pins"] = n_pins
-    # cold first: nothing may touch the server before (run.sh only checks that its port answers)
+    # cold first: nothing may touch the server before (run.sh only checks that its port answers;
+    # the reference download goes to nginx, not to this server)
+    ref = reference(args, "cold")
     with CpuMeter(args.pid) as cm:
         res["cold_pip"] = pip_download(args, "cold")
     res["cold_pip"]["server_cpu_s"] = cm.used
+    res["cold_pip"]["ref_seconds"] = ref
     if args.cold_only:
         return
     warm = []
     for i in range(args.reps):
+        ref = reference(args, f"warm{i + 1}")
         with CpuMeter(args.pid) as cm:
             w = pip_download(args, f"warm{i + 1}")
         w["server_cpu_s"] = cm.used
+        w["ref_seconds"] = ref
         warm.append(w)
     ok = [
         w["seconds"] for w in warm if w["rc"] == 0 and w["files"] == n_pins and not w["mismatched"]
     ]
-    res["warm_pip"] = {"runs": warm, "seconds": round(statistics.median(ok), 3) if ok else None}
+    refs = [w["ref_seconds"] for w in warm if w["ref_seconds"] is not None]
+    res["warm_pip"] = {
+        "runs": warm,
+        "seconds": round(statistics.median(ok), 3) if ok else None,
+        "ref_seconds": round(statistics.median(refs), 3) if refs else None,
+    }
 
     # the simple page must answer 200 itself (wrk would count a redirect as a success)
     page = urllib.parse.urljoin(args.url, "requests/")
@@ -369,6 +389,9 @@ def main() -> None:
     ap.add_argument("--pip-timeout", type=int, default=300)
     ap.add_argument("--version", default="", help="the server's version, for the report")
     ap.add_argument("--cold-only", action="store_true", help="measure the cold download only")
+    ap.add_argument(
+        "--ref-url", default="", help="nginx's index: a pip download from it precedes each own one"
+    )
     a = ap.parse_args()
     if not a.url.endswith("/"):
         a.url += "/"

@@ -99,6 +99,8 @@ def merge_cold(r: Result, extra: list[Result]) -> None:
     cpu = [x["server_cpu_s"] for x in pick if x.get("server_cpu_s") is not None]
     if cpu:
         median["server_cpu_s"] = round(statistics.median(cpu), 3)
+    refs = [x["ref_seconds"] for x in pick if x.get("ref_seconds") is not None]
+    median["ref_seconds"] = round(statistics.median(refs), 3) if refs else None
     median["runs"] = runs
     r["cold_pip"] = median
 
@@ -122,6 +124,19 @@ COLUMNS: list[tuple[str, Callable[[Result], Any], int]] = [
     ("RSS MB", lambda r: r.get("rss_mb"), 1),
 ]
 
+
+def paired(section: str) -> Callable[[Result], Any]:
+    """The pip time of nginx measured next to a candidate's own (``--ref-url``), if any."""
+    return lambda r: get(r, section, "ref_seconds")
+
+
+# For the pip targets the ratio is to nginx's downloads interleaved with the candidate's own
+# (one before each), when the run has them; everything else is to nginx's own measurement.
+PAIRED: dict[str, Callable[[Result], Any]] = {
+    "warm `pip download` s": paired("warm_pip"),
+    "cold `pip download` s": paired("cold_pip"),
+}
+
 # Issue 4's targets: (what, value getter, limit, "min" = at least / "max" = at most, vs nginx?)
 TARGETS: list[tuple[str, Callable[[Result], Any], float, str, bool]] = [
     ("warm index page, HTML req/s", lambda r: rate(r.get("simple_html")), 0.10, "min", True),
@@ -141,9 +156,17 @@ def target_rows(res: dict[str, Result]) -> list[str]:
         sign = "≥" if sense == "min" else "≤"
         bound = f"{sign} {limit:.2f}{TIMES} nginx" if relative else f"{sign} {limit:g}"
 
-        def measure(r: Result, value: Callable[[Result], Any] = value, rel: bool = relative) -> Any:
+        def measure(
+            r: Result,
+            value: Callable[[Result], Any] = value,
+            rel: bool = relative,
+            what: str = what,
+        ) -> Any:
             v = value(r)
-            return ratio_value(v, value(base)) if rel else v
+            if not rel:
+                return v
+            ref = PAIRED[what](r) if what in PAIRED else None
+            return ratio_value(v, ref if ref is not None else value(base))
 
         def show(x: Any, rel: bool = relative) -> str:
             return fmt_ratio(x) if rel else fmt(x)
@@ -297,6 +320,23 @@ def render(a: argparse.Namespace, res: dict[str, Result]) -> str:
     w("|---|---:|---|---|")
     out.extend(target_rows(res))
     w("")
+    pairs = [
+        f"{n}: cold {fmt(cold_pip(r))} s next to nginx {fmt(paired('cold_pip')(r))} s, "
+        f"warm {fmt(get(r, 'warm_pip', 'seconds'))} s next to nginx "
+        f"{fmt(paired('warm_pip')(r))} s"
+        for n, r in res.items()
+        if n != "nginx" and paired("cold_pip")(r) is not None
+    ]
+    if pairs:
+        w(
+            "The `pip download` ratios above divide by nginx's downloads interleaved with the "
+            "candidate's own (one right before each, the same median), because pip's own time "
+            "on this machine moves by up to 2x within minutes; the ratio table above that "
+            "divides by nginx's measurement at the start of the run. Paired medians: "
+            + "; ".join(pairs)
+            + "."
+        )
+        w("")
     w("## Server CPU (median over runs; the whole server process tree)")
     w("")
     w(

@@ -95,6 +95,20 @@ def keep_answering(make: Callable[[bytes], bytes]) -> Callable[[Scripted], Handl
     return bind
 
 
+def answer_once(raw: bytes) -> Callable[[Scripted], Handler]:
+    """Each connection: one request, ``raw`` back, then the connection closes."""
+
+    def bind(server: Scripted) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            writer.write(raw)
+            await writer.drain()
+
+        return handler
+
+    return bind
+
+
 async def scripted(bind: Callable[[Scripted], Handler]) -> Scripted:
     server = Scripted(lambda r, w: asyncio.sleep(0))
     server.handler = bind(server)
@@ -142,12 +156,9 @@ async def test_body_framings_and_encodings(raw: bytes, expected: bytes) -> None:
 
 
 async def test_body_until_close_is_complete_and_not_reused() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
-        await writer.drain()
-
-    server = Scripted(handler)
+    server = await scripted(
+        answer_once(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+    )
     async with server:
         p = pool()
         assert await body_of(p, server.url + "/a") == b"until the end"
@@ -158,12 +169,9 @@ async def test_body_until_close_is_complete_and_not_reused() -> None:
 
 
 async def test_truncated_body_is_an_error_and_the_connection_is_dropped() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part")
-        await writer.drain()
-
-    server = Scripted(handler)
+    server = await scripted(
+        answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part")
+    )
     async with server:
         p = pool()
         with pytest.raises(http11.RemoteProtocolError):
@@ -579,12 +587,9 @@ async def test_a_redirect_to_an_unusable_location_is_an_upstream_error() -> None
 
 
 async def test_other_transfer_codings_end_with_the_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nto the end")
-        await writer.drain()
-
-    server = Scripted(handler)
+    server = await scripted(
+        answer_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nto the end")
+    )
     async with server:
         p = pool()
         assert await body_of(p, server.url + "/a") == b"to the end"

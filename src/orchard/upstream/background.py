@@ -6,9 +6,10 @@ seconds, and the process using less than ``IDLE_CPU`` of a core. They would
 otherwise take CPU, the GIL (a job's Python code holds it for up to the
 interpreter's switch interval while a request waits) and the database's
 write turn from the requests clients are waiting for, even light ones such
-as a ``pip install`` served from the cache. A job waits at most ``max_defer`` seconds for that. A
-failure is logged, never raised. ``drain`` runs everything still queued at
-once and waits for it, with a limit; what is left then is cancelled.
+as a ``pip install`` served from the cache. A job waits at most
+``max_defer`` seconds for that. A failure is logged, never raised.
+``drain`` runs everything still queued at once and waits for it, with a
+limit; what is left then is cancelled.
 """
 
 from __future__ import annotations

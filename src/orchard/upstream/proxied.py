@@ -67,7 +67,17 @@ class ProxiedPool:
     """The same ``stream`` as ``http11.Pool``, through httpx (trust_env)."""
 
     def __init__(self, limits: http11.Limits) -> None:
+        import importlib.util
+        import sys
+
         import httpx
+
+        # httpcore asks ``import sniffio`` which async library runs, several
+        # times per request; without sniffio installed (anyio 4 no longer
+        # needs it) each try searches sys.path and fails (about 0.3 ms). A
+        # None entry makes the failing import immediate.
+        if importlib.util.find_spec("sniffio") is None:
+            sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(

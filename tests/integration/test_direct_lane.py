@@ -90,3 +90,20 @@ async def test_lane_requests_are_counted_under_their_routes(
                 - metric(before, "orchard_http_requests_total", **labels)
             )
         assert counts == [1, 1], (path, counts)
+
+
+async def test_near_cache_hits_of_lane_answers_keep_their_route(
+    anon_client: httpx.AsyncClient, client: httpx.AsyncClient, fake: FakePyPI
+) -> None:
+    """The second anonymous read of a page is a near-cache hit of the lane's
+    answer: it is counted under the same route, not as unmatched."""
+    publish(fake, "tiny", "1.0")
+    labels = {"method": "GET", "route": "/pypi/simple/{name}/", "status": "200"}
+    before = (await client.get("/metrics")).text
+    for _ in range(2):
+        assert (await anon_client.get("/pypi/simple/tiny/")).status_code == 200
+    after = (await client.get("/metrics")).text
+    counted = metric(after, "orchard_http_requests_total", **labels) - metric(
+        before, "orchard_http_requests_total", **labels
+    )
+    assert counted == 2

@@ -31,6 +31,7 @@ from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
 from orchard.metrics import BYTES_OUT, LATENCY, REQUESTS, RouteTemplates
 
 PREFIXES = ("/pypi/", "/npm/", "/go/")
+LANE_ROUTE = "orchard.route"  # set in the scope by a lane that answered (pypi/direct.py)
 READS = frozenset({"GET", "HEAD"})
 PASSIVE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Request headers that make an answer depend on more than the URL.
@@ -163,7 +164,8 @@ class HotPath:
         if not keep or start is None:
             return
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
-        route = self.routes.label(scope)
+        # A lane's answer had no FastAPI route in the scope: the lane names its template.
+        route = scope.get(LANE_ROUTE) or self.routes.label(scope)
         if path is not None:
             self.near.put(key, generation, headers, path=path, route=route)
         elif chunks:

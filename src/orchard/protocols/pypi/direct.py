@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 from orchard.auth.principal import Principal
 from orchard.core import catalog
 from orchard.metrics import LATENCY, REQUESTS
+from orchard.protocols.hotpath import LANE_ROUTE
 from orchard.protocols.pypi import router
 
 _ALIAS_PAGE = re.compile(r"/pypi/simple/([^/]+)/")
@@ -82,6 +83,7 @@ class DirectLane:
         if matched is None:
             return False
         route, answer = matched
+        scope[LANE_ROUTE] = route  # the hot path keeps it with the answer (its metrics label)
         started = time.perf_counter()
         status = 500
 

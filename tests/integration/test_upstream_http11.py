@@ -155,6 +155,54 @@ async def test_body_framings_and_encodings(raw: bytes, expected: bytes) -> None:
     assert server.connections == 1
 
 
+def dribbling(body: bytes, piece: int) -> Callable[[Scripted], Handler]:
+    """Each request: the head, then ``body`` in pieces of ``piece`` bytes, each
+    its own write (so the client reads the body in many parts)."""
+
+    def bind(server: Scripted) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await server.read_request(reader)
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+                for start in range(0, len(body), piece):
+                    writer.write(body[start : start + piece])
+                    await writer.drain()
+                    await asyncio.sleep(0)
+
+        return handler
+
+    return bind
+
+
+async def test_body_by_content_length_in_many_reads_is_whole_and_reusable() -> None:
+    body = bytes(range(256)) * 4000  # about 1 MB, in pieces of 7,001 bytes
+    server = await scripted(dribbling(body, 7001))
+    async with server:
+        p = pool()
+        for _ in range(3):
+            assert await body_of(p, server.url + "/big") == body
+        await p.aclose()
+    assert server.connections == 1
+
+
+async def test_bytes_after_the_content_length_are_dropped_with_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the head first, then the body with junk behind it
+        writer.write(b"0123456789JUNK")
+        await writer.drain()
+        await reader.read()  # the client must close
+
+    server = Scripted(handler)
+    async with server:
+        p = pool()
+        assert await body_of(p, server.url + "/a") == b"0123456789"
+        assert p.stats() == {"in_use": 0, "idle": 0}  # never reused after junk
+        await p.aclose()
+
+
 async def test_body_until_close_is_complete_and_not_reused() -> None:
     server = await scripted(
         answer_once(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")

@@ -193,6 +193,10 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: HTTPError | None = None
         self._interim = False
+        # Body bytes still due by Content-Length once the head is parsed: from
+        # then on they are taken as received, without llhttp's copy (None:
+        # the parser frames the body, e.g. chunked).
+        self._due: int | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -204,6 +208,9 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.received += len(data)
+        if self._due is not None:
+            self._take_due(data)
+            return
         try:
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -215,10 +222,7 @@ class _Connection(asyncio.Protocol):
             self._fail(RemoteProtocolError("the upstream's answer headers are too large"))
             self.close()
             return
-        if self.buffered > HIGH_WATER and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake()
+        self._pace()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -248,16 +252,35 @@ class _Connection(asyncio.Protocol):
         self.status = status
         self.headers_done = True
         fields = {n.lower(): v.lower() for n, v in self.header_list}
+        chunked = b"chunked" in fields.get(b"transfer-encoding", b"")
         self.until_close = (
-            b"content-length" not in fields
-            and b"chunked" not in fields.get(b"transfer-encoding", b"")
-            and status not in (204, 304)
+            b"content-length" not in fields and not chunked and status not in (204, 304)
         )
+        length = fields.get(b"content-length", b"")
+        if not chunked and status not in (204, 304) and length.isdigit() and int(length) > 0:
+            # llhttp has checked the field (one value, digits only)
+            self._due = int(length)
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.buffered += len(body)
         self.body_bytes += len(body)
+        if self._due is not None:
+            self._due -= len(body)
+            if self._due == 0:
+                self._due = None  # the parser ends the message itself
+
+    def _take_due(self, data: bytes) -> None:
+        """Body bytes framed by Content-Length, past the part of them that
+        came with the head: kept as received (no copy)."""
+        due = self._due
+        assert due is not None and self._parser is not None
+        extra = len(data) > due  # bytes after the answer, that nothing asked for
+        self.on_body(data[:due] if extra else data)
+        if self._due is None:
+            self.keep_alive = self._parser.should_keep_alive() and not extra
+            self.complete = True
+        self._pace()
 
     def on_chunk_header(self) -> None:
         self.chunk_count += 1
@@ -272,6 +295,13 @@ class _Connection(asyncio.Protocol):
         self.complete = True
 
     # -- for the pool and the response
+    def _pace(self) -> None:
+        """Stop reading while the consumer is behind; wake it."""
+        if self.buffered > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():

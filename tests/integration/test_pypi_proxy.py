@@ -257,6 +257,43 @@ async def test_verified_file_is_answered_even_when_storing_it_fails(
     assert await count(app, CachedUrl) == 1
 
 
+async def test_small_file_is_answered_before_it_reaches_storage(
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold file that fits in memory is hashed and verified there, answered,
+    and only then staged: the client does not wait for storage."""
+    wheel = publish(fake, "tiny", "1.0")
+    url = await file_url(client, "tiny", wheel.filename)
+    storage = app.state.storage
+    release = asyncio.Event()
+    staged_before_answer: list[bool] = []
+    real_stage = storage.stage
+
+    async def slow_stage(*args: Any, **kwargs: Any) -> Any:
+        staged_before_answer.append(True)
+        await release.wait()
+        return await real_stage(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "stage", slow_stage)
+    # (a transport that does not wait for the work after the answer: the fixture's does)
+    plain = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=client.base_url)
+    async with plain:
+        first = await asyncio.wait_for(plain.get(url), 10)
+    assert first.status_code == 200 and first.content == wheel.content
+    assert first.headers["x-checksum-sha256"] == wheel.sha256
+    assert await count(app, CachedUrl) == 0  # not stored yet ...
+    release.set()
+    for _ in range(200):  # ... and stored once storage answers
+        if await count(app, CachedUrl) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert await count(app, CachedUrl) == 1
+    assert staged_before_answer == [True]
+    again = await client.get(url)
+    assert again.content == wheel.content and again.headers.get("x-orchard-cache") != "miss"
+    assert fake.hits(f"/files/{wheel.filename}") == 1
+
+
 async def test_large_corrupted_file_aborts_the_stream(
     client: httpx.AsyncClient, app: Any, fake: FakePyPI
 ) -> None:

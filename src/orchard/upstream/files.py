@@ -9,9 +9,10 @@ receives a complete body that was not verified. A mismatch discards the
 staged bytes: nothing is stored, and the client's stream is aborted (or,
 when the whole file arrived before the response started, which is the case
 for every file up to ``PREFETCH_BYTES``, answered with a 502). A verified
-file is answered at once (a small one straight from memory) while it is
-committed: stored in the built-in proxy project, with the URL → artifact
-row (``cached_urls``) that makes sure a URL is never fetched twice. Other
+file is answered at once (a small one straight from memory: it is hashed
+in memory and only staged once its client has it) while it is committed:
+stored in the built-in proxy project, with the URL → artifact row
+(``cached_urls``) that makes sure a URL is never fetched twice. Other
 requests for the URL wait for that commit; should it fail, the client that
 asked first still has good bytes, and the next request fetches again.
 
@@ -53,7 +54,7 @@ from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.db.prebuilt import Prebuilt
 from orchard.errors import NotFound, UpstreamError
-from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, StagedBlob
+from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, Digests, StagedBlob
 from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
 from orchard.upstream.context import UpstreamContext
@@ -99,6 +100,27 @@ class Placement:
 @dataclass(frozen=True)
 class _End:
     error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class HeldBlob:
+    """A small upstream body kept in memory and hashed, not yet staged: a
+    cold file that fits in ``PREFETCH_BYTES`` is answered before its bytes
+    reach storage (creating the staging file is the slowest step of a small
+    file on some filesystems)."""
+
+    info: BlobInfo
+    body: bytes
+
+
+def _digests_of(body: bytes, extra: frozenset[str]) -> BlobInfo:
+    digests = Digests(extra=extra)
+    digests.update(body)
+    return digests.result()
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 def url_hash(url: str) -> str:
@@ -259,20 +281,26 @@ class Transfer:
                 and await ctx.storage.exists(existing.id)
             ):
                 return existing
-            staged = await self._download()
+            received = await self._download()
+            held = received if isinstance(received, HeldBlob) else None
+            staged = received if isinstance(received, StagedBlob) else None
             try:
-                self._verify(staged)
-                self.verified = staged.info
+                self._verify(received.info)
+                self.verified = received.info
                 # The client may have its last bytes now, while the file is stored.
                 ending = self._enqueue(_End())
                 self.started.set()
                 try:
+                    if held is not None:
+                        staged = await self._stage_held(held)
+                    assert staged is not None
                     return await self._store(staged)
                 finally:
                     if ending is not None:
                         await ending
             except BaseException as exc:
-                await ctx.storage.discard(staged)
+                if staged is not None:
+                    await ctx.storage.discard(staged)
                 if self.verified is not None and not isinstance(exc, asyncio.CancelledError):
                     log.warning(
                         "a verified upstream file was served but not stored: %s",
@@ -291,9 +319,12 @@ class Transfer:
                 self.started.set()
             yield chunk
 
-    async def _download(self) -> StagedBlob:
+    async def _download(self) -> StagedBlob | HeldBlob:
+        """The upstream's body, staged in storage, or held in memory when
+        its Content-Length says it is small (``_hold``)."""
         ctx, name = self.ctx, self.place.filename
         headers = {**self.wanted.headers, "Accept-Encoding": "identity"}
+        digests = frozenset(self.wanted.hashes) & EXTRA_DIGESTS
         try:
             async with ctx.http.stream("GET", self.wanted.url, headers=headers) as response:
                 if response.status_code in (404, 410):
@@ -306,23 +337,47 @@ class Transfer:
                 if length.isdigit() and "content-encoding" not in response.headers:
                     self.content_length = int(length)
                 log.info("fetching upstream file", extra={"event": "upstream_fetch", "file": name})
-                staged = await ctx.storage.stage(
-                    self._tee(response.aiter_bytes()),
-                    max_size=ctx.settings.max_upload_size,
-                    digests=frozenset(self.wanted.hashes) & EXTRA_DIGESTS,
-                )
+                small = min(PREFETCH_BYTES, ctx.settings.max_upload_size)
+                if self.content_length is not None and self.content_length <= small:
+                    body = b"".join([chunk async for chunk in self._tee(response.aiter_bytes())])
+                    held = True
+                else:
+                    staged = await ctx.storage.stage(
+                        self._tee(response.aiter_bytes()),
+                        max_size=ctx.settings.max_upload_size,
+                        digests=digests,
+                    )
+                    held = False
         except HTTPError as exc:
             raise UpstreamError(
                 f"fetching {name} from the upstream failed: {type(exc).__name__}"
             ) from exc
-        if self.content_length is not None and staged.info.size != self.content_length:
-            await ctx.storage.discard(staged)
+        received: StagedBlob | HeldBlob
+        if held:  # hashed off the event loop, like staged bytes
+            info = await anyio.to_thread.run_sync(_digests_of, body, digests)
+            received = HeldBlob(info, body)
+        else:
+            received = staged
+        if self.content_length is not None and received.info.size != self.content_length:
+            if not held:
+                await ctx.storage.discard(staged)
             raise UpstreamError(f"{name}: the upstream sent a truncated body")
+        return received
+
+    async def _stage_held(self, held: HeldBlob) -> StagedBlob:
+        """Stage a verified body that was held in memory (its client has
+        been answered: this is off the client's path)."""
+        storage = self.ctx.storage
+        wanted = frozenset(n for n in EXTRA_DIGESTS if getattr(held.info, n))
+        staged = await storage.stage(_once(held.body), digests=wanted)
+        if staged.info != held.info:  # the bytes changed in memory: keep nothing
+            await storage.discard(staged)
+            raise UpstreamError(f"{self.place.filename}: the held body changed before storing")
         return staged
 
-    def _verify(self, staged: StagedBlob) -> None:
+    def _verify(self, info: BlobInfo) -> None:
         name = self.place.filename
-        problem = mismatch(staged.info, self.wanted.hashes)
+        problem = mismatch(info, self.wanted.hashes)
         if problem:
             log.warning(
                 "upstream file rejected: hash mismatch",

@@ -292,6 +292,7 @@ class Transfer:
                 self.started.set()
                 try:
                     if held is not None:
+                        await asyncio.sleep(0)  # its client's answer first, then storage
                         staged = await self._stage_held(held)
                     assert staged is not None
                     return await self._store(staged)

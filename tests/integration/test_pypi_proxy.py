@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import re
+import threading
 from typing import Any
 
 import httpx
@@ -265,16 +266,26 @@ async def test_small_file_is_answered_before_it_reaches_storage(
     wheel = publish(fake, "tiny", "1.0")
     url = await file_url(client, "tiny", wheel.filename)
     storage = app.state.storage
-    release = asyncio.Event()
+    release = threading.Event()
     staged_before_answer: list[bool] = []
-    real_stage = storage.stage
+    if hasattr(storage, "stage_bytes_blocking"):  # the filesystem: held bytes written as is
+        real_write = storage.stage_bytes_blocking
 
-    async def slow_stage(*args: Any, **kwargs: Any) -> Any:
-        staged_before_answer.append(True)
-        await release.wait()
-        return await real_stage(*args, **kwargs)
+        def slow_write(*args: Any) -> Any:
+            staged_before_answer.append(True)
+            release.wait(10)
+            return real_write(*args)
 
-    monkeypatch.setattr(storage, "stage", slow_stage)
+        monkeypatch.setattr(storage, "stage_bytes_blocking", slow_write)
+    else:
+        real_stage = storage.stage
+
+        async def slow_stage(*args: Any, **kwargs: Any) -> Any:
+            staged_before_answer.append(True)
+            await asyncio.to_thread(release.wait, 10)
+            return await real_stage(*args, **kwargs)
+
+        monkeypatch.setattr(storage, "stage", slow_stage)
     # (a transport that does not wait for the work after the answer: the fixture's does)
     plain = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=client.base_url)
     async with plain:

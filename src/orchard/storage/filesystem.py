@@ -25,6 +25,7 @@ from orchard.errors import NotFound, StorageError, StorageUploadError, TooLarge
 from orchard.storage.base import (
     CHUNK_SIZE,
     EXTRA_DIGESTS,
+    BlobInfo,
     Digests,
     StagedBlob,
     StoredBlob,
@@ -128,6 +129,20 @@ class FilesystemStore:
                 raise StorageUploadError(f"cannot write to storage: {exc}") from exc
             raise
         return StagedBlob(info=hashes.result(), handle=str(path))
+
+    def stage_bytes_blocking(self, data: bytes, info: BlobInfo) -> StagedBlob:
+        """Stage bytes already in memory and hashed (``info`` describes them),
+        in the calling thread."""
+        path = self.staging / uuid.uuid4().hex
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as file:
+                file.write(data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise StorageUploadError(f"cannot write to storage: {exc}") from exc
+        return StagedBlob(info=info, handle=str(path))
 
     def commit_blocking(self, staged: StagedBlob) -> bool:
         """``commit`` in the calling thread (for a caller already off the

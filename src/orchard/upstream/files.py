@@ -369,6 +369,10 @@ class Transfer:
         """Stage a verified body that was held in memory (its client has
         been answered: this is off the client's path)."""
         storage = self.ctx.storage
+        if isinstance(storage, FilesystemStore):  # written as is, not hashed again
+            return await anyio.to_thread.run_sync(
+                storage.stage_bytes_blocking, held.body, held.info
+            )
         wanted = frozenset(n for n in EXTRA_DIGESTS if getattr(held.info, n))
         staged = await storage.stage(_once(held.body), digests=wanted)
         if staged.info != held.info:  # the bytes changed in memory: keep nothing

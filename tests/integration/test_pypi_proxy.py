@@ -266,40 +266,42 @@ async def test_small_file_is_answered_before_it_reaches_storage(
     wheel = publish(fake, "tiny", "1.0")
     url = await file_url(client, "tiny", wheel.filename)
     storage = app.state.storage
-    release = threading.Event()
-    staged_before_answer: list[bool] = []
+    release = threading.Event()  # storage is stuck until the test lets it go
+    staging_calls: list[int] = []
     if hasattr(storage, "stage_bytes_blocking"):  # the filesystem: held bytes written as is
         real_write = storage.stage_bytes_blocking
 
-        def slow_write(*args: Any) -> Any:
-            staged_before_answer.append(True)
-            release.wait(10)
+        def stuck_write(*args: Any) -> Any:
+            staging_calls.append(1)
+            release.wait(30)
             return real_write(*args)
 
-        monkeypatch.setattr(storage, "stage_bytes_blocking", slow_write)
+        monkeypatch.setattr(storage, "stage_bytes_blocking", stuck_write)
     else:
         real_stage = storage.stage
 
-        async def slow_stage(*args: Any, **kwargs: Any) -> Any:
-            staged_before_answer.append(True)
-            await asyncio.to_thread(release.wait, 10)
+        async def stuck_stage(*args: Any, **kwargs: Any) -> Any:
+            staging_calls.append(1)
+            await asyncio.to_thread(release.wait, 30)
             return await real_stage(*args, **kwargs)
 
-        monkeypatch.setattr(storage, "stage", slow_stage)
+        monkeypatch.setattr(storage, "stage", stuck_stage)
     # (a transport that does not wait for the work after the answer: the fixture's does)
     plain = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=client.base_url)
-    async with plain:
-        first = await asyncio.wait_for(plain.get(url), 10)
-    assert first.status_code == 200 and first.content == wheel.content
-    assert first.headers["x-checksum-sha256"] == wheel.sha256
-    assert await count(app, CachedUrl) == 0  # not stored yet ...
-    release.set()
-    for _ in range(200):  # ... and stored once storage answers
+    try:
+        async with plain:  # answered well within the time storage stays stuck
+            first = await asyncio.wait_for(plain.get(url), 5)
+        assert first.status_code == 200 and first.content == wheel.content
+        assert first.headers["x-checksum-sha256"] == wheel.sha256
+        assert await count(app, CachedUrl) == 0  # not stored yet ...
+    finally:
+        release.set()
+    for _ in range(250):  # ... and stored once storage answers
         if await count(app, CachedUrl) == 1:
             break
         await asyncio.sleep(0.02)
     assert await count(app, CachedUrl) == 1
-    assert staged_before_answer == [True]
+    assert staging_calls == [1]
     again = await client.get(url)
     assert again.content == wheel.content and again.headers.get("x-orchard-cache") != "miss"
     assert fake.hits(f"/files/{wheel.filename}") == 1

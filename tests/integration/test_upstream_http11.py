@@ -203,6 +203,17 @@ async def test_bytes_after_the_content_length_are_dropped_with_the_connection() 
         await p.aclose()
 
 
+async def test_bytes_after_the_answer_in_the_same_packet_are_dropped_too() -> None:
+    server = await scripted(keep_answering(lambda head: respond(b"0123456789") + b"JUNK"))
+    async with server:
+        p = pool()
+        for _ in range(2):  # each time a new connection: the spoiled one is not kept
+            assert await body_of(p, server.url + "/a") == b"0123456789"
+            assert p.stats() == {"in_use": 0, "idle": 0}
+        await p.aclose()
+    assert server.connections == 2
+
+
 async def test_body_until_close_is_complete_and_not_reused() -> None:
     server = await scripted(
         answer_once(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")

@@ -294,6 +294,7 @@ class Transfer:
                     if held is not None:
                         await asyncio.sleep(0)  # its client's answer first, then storage
                         staged = await self._stage_held(held)
+                        del held, received  # on disk now: not kept in memory through the commit
                     assert staged is not None
                     return await self._store(staged)
                 finally:
@@ -321,8 +322,8 @@ class Transfer:
             yield chunk
 
     async def _download(self) -> StagedBlob | HeldBlob:
-        """The upstream's body, staged in storage, or held in memory when
-        its Content-Length says it is small (``_hold``)."""
+        """The upstream's body, staged in storage, or held in memory
+        (``HeldBlob``) when its Content-Length says it is small."""
         ctx, name = self.ctx, self.place.filename
         headers = {**self.wanted.headers, "Accept-Encoding": "identity"}
         digests = frozenset(self.wanted.hashes) & EXTRA_DIGESTS

@@ -214,6 +214,11 @@ class _Connection(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.complete:  # a whole answer, then bytes nothing asked for: drop those
+                self.keep_alive = False
+                self.close()
+                self._wake()
+                return
             self._fail(RemoteProtocolError(f"malformed answer from the upstream: {exc!r}"))
             self.close()
             return

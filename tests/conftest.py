@@ -289,6 +289,8 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+        # Shown with the report of a failing test only (pytest captures it).
+        print(f"--- end of {server.log} ---\n{server.log.read_text(errors='replace')[-4000:]}")
 
 
 @pytest.fixture

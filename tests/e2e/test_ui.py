@@ -74,6 +74,12 @@ def browser() -> Iterator[object]:
             b.close()
 
 
+def note_failed_request(request: object) -> None:
+    failure = request.failure  # type: ignore[attr-defined]
+    if failure != "net::ERR_ABORTED":
+        print(f"request failed: {request.method} {request.url}: {failure}")  # type: ignore[attr-defined]
+
+
 def shot(page: object, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
@@ -115,6 +121,9 @@ def test_ui_flow(live_server: LiveServer, browser: object) -> None:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Requests the browser saw fail at the network level (printed, so a
+    # failure's report says which and why; navigation's own aborts aside).
+    page.on("requestfailed", note_failed_request)
 
     # A deep link works before anyone signs in (the SPA fallback), and
     # anonymous visitors see the public catalogue.

@@ -51,7 +51,8 @@ NO_UPSTREAMS = {"upstream_pypi_url": "", "upstream_npm_url": "", "upstream_go_ur
 ENV_FIELDS = ("data_dir", "database_url", "storage_url", "s3_endpoint_url", "redis_url",
               "max_upload_size", "gc_grace", "upload_session_ttl", "base_url", "admin_password",
               "secret_key", "upstream_pypi_url", "upstream_npm_url", "upstream_go_url",
-              "offline", "http_connect_timeout", "http_read_timeout", "cache_ttl_index")
+              "offline", "http_connect_timeout", "http_read_timeout", "cache_ttl_index",
+              "accel_redirect")
 
 
 def pytest_report_header() -> str:

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from orchard import __version__, logs
+from orchard.accel import AccelRedirect
 from orchard.api import (
     artifacts,
     audit,
@@ -51,6 +52,7 @@ from orchard.protocols.pypi.direct import DirectLane
 from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
+from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import files as upstream_files
 from orchard.upstream.background import Background
 from orchard.upstream.client import create_http_client
@@ -70,6 +72,17 @@ async def _expire_uploads_forever(app: FastAPI) -> None:
             log.exception("expiring upload sessions failed")
 
 
+def _accel(settings: Settings, storage: object) -> AccelRedirect | None:
+    if settings.accel_redirect is None:
+        return None
+    if not isinstance(storage, FilesystemStore):
+        raise ConfigurationError(
+            "ORCHARD_ACCEL_REDIRECT needs blobs on the filesystem; with S3 storage, "
+            "ORCHARD_S3_PRESIGNED_REDIRECT sends clients to the bucket instead"
+        )
+    return AccelRedirect(settings.accel_redirect, storage.root)
+
+
 async def _open_backends(app: FastAPI, settings: Settings) -> None:
     db = Database(settings)
     try:
@@ -81,12 +94,15 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
         ) from exc
     try:
         storage = create_store(settings)
+        accel = _accel(settings, storage)  # refuses a setting that cannot work, before any I/O
         await storage.check()
     except OrchardError as exc:
         await db.close()
         if isinstance(exc, ConfigurationError):
             raise
         raise ConfigurationError(f"ORCHARD_STORAGE_URL: {exc.message}") from exc
+    if isinstance(app, OrchardApp):
+        app.accel = accel
     app.state.db = db
     upstream_files.prepare(db.engine.dialect)
     app.state.storage = storage
@@ -156,6 +172,7 @@ class OrchardApp(FastAPI):
     FastAPI as usual."""
 
     hot: HotPath | None = None
+    accel: AccelRedirect | None = None  # blobs sent by the front web server (accel.py)
     background: Background | None = None  # deferred upstream work: waits while requests arrive
 
     def serve_hot(self, near: NearCache) -> None:
@@ -164,6 +181,8 @@ class OrchardApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.background is not None and scope["type"] == "http":
             self.background.note_request()
+        if self.accel is not None and scope["type"] == "http" and self.accel.wanted(scope):
+            send = self.accel.wrap(send)
         if self.hot is None or scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return

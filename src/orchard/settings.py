@@ -8,6 +8,7 @@ Every field is read from an ``ORCHARD_<FIELD>`` environment variable, or from
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+# An nginx location prefix: /segment/.../ of URL-safe characters, no dot segments.
+ACCEL_PREFIX = re.compile(r"/(?:(?!\.{1,2}/)[A-Za-z0-9._~-]+/)+")
 
 
 def _toml_file() -> Path:
@@ -60,6 +64,13 @@ class Settings(BaseSettings):
         "presigned S3 URL instead of streaming through Orchard.",
     )
     s3_presigned_ttl: int = Field(300, description="ORCHARD_S3_PRESIGNED_TTL: seconds.")
+    accel_redirect: str | None = Field(
+        None,
+        description="ORCHARD_ACCEL_REDIRECT: with filesystem storage behind nginx, a path "
+        "prefix such as /_orchard/blobs/ (an internal location aliasing the blobs folder): "
+        "requests that carry X-Orchard-Accel: on get X-Accel-Redirect instead of a blob's "
+        "bytes, and nginx sends the file. Unset: Orchard sends every file itself.",
+    )
     redis_url: str | None = Field(
         None, description="ORCHARD_REDIS_URL: redis://host:port/db; unset = in-process cache."
     )
@@ -149,6 +160,18 @@ class Settings(BaseSettings):
         ge=0,
         description="ORCHARD_CACHE_LOCAL_MAX_BYTES: memory cap of those ready answers.",
     )
+
+    @field_validator("accel_redirect")
+    @classmethod
+    def _accel_prefix(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not ACCEL_PREFIX.fullmatch(v):
+            raise ValueError(
+                "must be an absolute path prefix ending in '/' made of letters, digits and "
+                "'._~-' (no '..'), such as /_orchard/blobs/"
+            )
+        return v
 
     @field_validator("data_dir")
     @classmethod

@@ -2,7 +2,7 @@
 # PyPI caching proxy benchmark: this checkout's `orchard serve` next to devpi-server, proxpi, pypiserver
 # and nginx (static, the limit), all against one local upstream of ~25 real packages, in one run.
 #
-#   bash bench/pypi_proxy.sh                 # 3 reps x 10 s per wrk run (~9 min)
+#   bash bench/pypi_proxy.sh                 # all peers + orchard-nginx (orchard behind nginx), 3 reps x 10 s (~12 min)
 #   bash bench/pypi_proxy.sh --quick         # 1 rep x 3 s (about a minute with `nginx` only)
 #   bash bench/pypi_proxy.sh proxpi          # only the named peers (+ orchard, + nginx always)
 #   bash bench/pypi_proxy.sh --out FILE      # write the report to FILE instead of bench/results-pypi-proxy.md
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#peers[@]} -gt 0 ] || peers=(devpi proxpi pypiserver)
+[ ${#peers[@]} -gt 0 ] || peers=(devpi proxpi pypiserver orchard-nginx)
 case "$OUT_MD" in /*) ;; *) OUT_MD=$PWD/$OUT_MD ;; esac
 [ -x "$ORCHARD_BIN" ] || [ -n "${ORCHARD_CMD:-}" ] ||
     { echo "orchard not found: $ORCHARD_BIN (make setup, or set ORCHARD_BIN)" >&2; exit 2; }

@@ -19,7 +19,7 @@ from typing import Any
 
 Result = dict[str, Any]
 Num = float | int
-ORDER = ["nginx", "devpi", "proxpi", "pypiserver", "orchard"]
+ORDER = ["nginx", "devpi", "proxpi", "pypiserver", "orchard", "orchard-nginx"]
 SUBJECT = "orchard"  # the candidate the targets are about
 DASH, TIMES = "\N{EN DASH}", "\N{MULTIPLICATION SIGN}"
 

@@ -52,7 +52,7 @@ ENV_FIELDS = ("data_dir", "database_url", "storage_url", "s3_endpoint_url", "red
               "max_upload_size", "gc_grace", "upload_session_ttl", "base_url", "admin_password",
               "secret_key", "upstream_pypi_url", "upstream_npm_url", "upstream_go_url",
               "offline", "http_connect_timeout", "http_read_timeout", "cache_ttl_index",
-              "accel_redirect")
+              "accel_redirect", "forwarded_allow_ips")
 
 
 def pytest_report_header() -> str:

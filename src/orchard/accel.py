@@ -11,17 +11,25 @@ blob's key>``; nginx then sends the file from an ``internal`` location that
 aliases the blobs folder (docs/operations.md). Orchard still decides
 everything else: access, 304s, the headers.
 
-Only blobs are handed over, only whole-file answers that the application
-sends by path (ASGI ``http.response.pathsend``, which granian offers): a
-range, a file being fetched from upstream and anything not under the blobs
-folder go as usual,
-and a request that reaches Orchard without the header (a health check, a
-client inside the cluster) gets the bytes: the setting cannot break a
-client that does not pass through the front.
+Only blobs are handed over, only whole-file answers (status 200) that the
+application sends by path (ASGI ``http.response.pathsend``, which granian
+offers): a range, a file being fetched from upstream and anything not under
+the blobs folder go as usual, and a request that reaches Orchard without
+the header (a health check, a client inside the cluster) gets the bytes:
+the setting cannot break a client that does not pass through the front.
+The header is believed only from a trusted proxy
+(``ORCHARD_FORWARDED_ALLOW_IPS``, forwarded.py).
+
+For a marked request, the start of every answer is held until its first
+body message (that is when it is known whether a path follows). nginx keeps
+only some headers of the answer (docs/nginx/orchard.conf copies the others):
+a header added to file answers needs a line there too.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from starlette.types import Message, Scope, Send
@@ -29,6 +37,7 @@ from starlette.types import Message, Scope, Send
 FRONT_HEADER = b"x-orchard-accel"
 FRONT_ON = frozenset({b"on", b"1", b"yes", b"true"})
 PATHSEND = "http.response.pathsend"
+BLOB_KEY = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
 
 
 class AccelRedirect:
@@ -36,7 +45,7 @@ class AccelRedirect:
 
     def __init__(self, prefix: str, blobs: Path) -> None:
         self.prefix = prefix
-        self.root = str(blobs.absolute()).rstrip("/") + "/"
+        self.root = os.path.abspath(blobs).rstrip("/") + "/"
 
     def wanted(self, scope: Scope) -> bool:
         """Whether the front asked for it (the last such header counts)."""
@@ -48,13 +57,11 @@ class AccelRedirect:
 
     def location(self, path: str) -> str | None:
         """The URI nginx sends ``path`` from; None when it is not a blob."""
+        path = os.path.abspath(path)
         if not path.startswith(self.root):
             return None
         key = path[len(self.root) :]
-        parts = key.split("/")
-        if len(parts) != 4 or parts[0] != "sha256" or not all(p.isalnum() for p in parts):
-            return None
-        return self.prefix + key
+        return self.prefix + key if BLOB_KEY.fullmatch(key) else None
 
     def wrap(self, send: Send) -> Send:
         """``send`` for one request: the answer's start waits for its body;
@@ -68,7 +75,8 @@ class AccelRedirect:
                 return
             start, held = held, None
             if start is not None:
-                location = self.location(message["path"]) if message["type"] == PATHSEND else None
+                whole = message["type"] == PATHSEND and start["status"] == 200
+                location = self.location(message["path"]) if whole else None
                 if location is not None:
                     headers = [
                         (k, v)

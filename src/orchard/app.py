@@ -46,6 +46,7 @@ from orchard.core import uploads as upload_sessions
 from orchard.core.bootstrap import ensure_builtin_projects
 from orchard.db.session import Database
 from orchard.errors import ConfigurationError, OrchardError
+from orchard.forwarded import TrustedProxies
 from orchard.metrics import MetricsMiddleware
 from orchard.protocols.hotpath import HotPath
 from orchard.protocols.pypi.direct import DirectLane
@@ -173,6 +174,7 @@ class OrchardApp(FastAPI):
 
     hot: HotPath | None = None
     accel: AccelRedirect | None = None  # blobs sent by the front web server (accel.py)
+    proxies = TrustedProxies("")  # whose X-Forwarded-* to believe (forwarded.py)
     background: Background | None = None  # deferred upstream work: waits while requests arrive
 
     def serve_hot(self, near: NearCache) -> None:
@@ -181,8 +183,10 @@ class OrchardApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.background is not None and scope["type"] == "http":
             self.background.note_request()
-        if self.accel is not None and scope["type"] == "http" and self.accel.wanted(scope):
-            send = self.accel.wrap(send)
+        if scope["type"] == "http":
+            relayed = self.proxies.relayed(scope)  # takes the client a trusted proxy forwarded
+            if relayed and self.accel is not None and self.accel.wanted(scope):
+                send = self.accel.wrap(send)
         if self.hot is None or scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -203,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.proxies = TrustedProxies(settings.forwarded_allow_ips)
     app.state.near = NearCache(
         settings.cache_ttl_local,
         settings.cache_local_max_bytes,

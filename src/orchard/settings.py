@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "presigned S3 URL instead of streaming through Orchard.",
     )
     s3_presigned_ttl: int = Field(300, description="ORCHARD_S3_PRESIGNED_TTL: seconds.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="ORCHARD_FORWARDED_ALLOW_IPS: comma-separated addresses or networks of "
+        "the proxies in front (or *); from them, X-Forwarded-For and X-Forwarded-Proto give "
+        "the client's address and scheme, and X-Orchard-Accel is believed. Empty: none.",
+    )
     accel_redirect: str | None = Field(
         None,
         description="ORCHARD_ACCEL_REDIRECT: with filesystem storage behind nginx, a path "
@@ -160,6 +166,17 @@ class Settings(BaseSettings):
         ge=0,
         description="ORCHARD_CACHE_LOCAL_MAX_BYTES: memory cap of those ready answers.",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        from orchard.forwarded import parse
+
+        try:
+            parse(v)
+        except ValueError as exc:
+            raise ValueError(f"not a list of addresses or networks: {exc}") from exc
+        return v
 
     @field_validator("accel_redirect")
     @classmethod

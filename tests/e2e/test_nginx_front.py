@@ -19,7 +19,13 @@ import httpx
 import pytest
 
 from orchard.settings import Settings
-from tests.conftest import ADMIN_PASSWORD, NO_UPSTREAMS, LiveServer, free_port
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    NO_UPSTREAMS,
+    LiveServer,
+    free_port,
+    start_live_server,
+)
 from tests.e2e.test_pypi_clients import pip_install
 from tests.fakes.pypi_upstream import FakePyPI
 from tests.pypi_proxy_support import publish
@@ -160,6 +166,20 @@ def test_pip_installs_through_nginx_from_the_proxy(
     assert direct.content == b""
     via_nginx = httpx.get(entry["url"])
     assert hashlib.sha256(via_nginx.content).hexdigest() == entry["hashes"]["sha256"]
+
+
+def test_the_header_counts_only_from_a_trusted_proxy(settings: Settings, tmp_path: Path) -> None:
+    server = start_live_server(
+        settings.model_copy(update={"forwarded_allow_ips": "10.9.9.0/24"}), tmp_path / "log"
+    )
+    try:
+        path = upload(server, "tools", public=True)
+        r = httpx.get(f"{server.url}{path}", headers={"X-Orchard-Accel": "on"})
+        assert r.status_code == 200
+        assert "x-accel-redirect" not in r.headers
+        assert r.content == BIG
+    finally:
+        server.stop()
 
 
 async def test_the_setting_needs_blobs_on_the_filesystem(

@@ -350,3 +350,15 @@ async def test_anonymous_upload_to_a_public_project_asks_for_credentials(
     r = await anon_client.post("/pypi/open/", headers=basic("__token__", "orch_wrong"),
                                **upload_form(filename, content, "x", "1.0"))
     assert r.status_code == 401
+
+
+async def test_links_follow_the_scheme_a_trusted_proxy_forwards(
+    client: httpx.AsyncClient, hosted: dict[str, Any]
+) -> None:
+    # The test client's address is 127.0.0.1, a trusted proxy by default
+    # (ORCHARD_FORWARDED_ALLOW_IPS): TLS ends at the proxy, links say https.
+    r = await client.get("/pypi/team/simple/demo-pkg/",
+                         headers={**HTML, "X-Forwarded-Proto": "https"})
+    assert 'href="https://testserver/pypi/team/files/demo-pkg/1.0/' in r.text
+    plain = await client.get("/pypi/team/simple/demo-pkg/", headers=HTML)
+    assert 'href="http://testserver/pypi/team/files/demo-pkg/1.0/' in plain.text

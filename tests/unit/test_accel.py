@@ -90,3 +90,18 @@ async def test_a_blob_sent_by_path_becomes_a_redirect() -> None:
 )
 async def test_other_answers_pass_unchanged(rest: list[dict[str, Any]]) -> None:
     assert await run([START, *rest]) == [START, *rest]
+
+
+async def test_only_a_whole_answer_becomes_a_redirect() -> None:
+    partial = {**START, "status": 206}
+    pathsend = {"type": "http.response.pathsend", "path": BLOB}
+    assert await run([partial, pathsend]) == [partial, pathsend]
+
+
+def test_a_relative_blobs_folder_still_matches(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = AccelRedirect("/b/", Path("data/blobs"))
+    assert relative.location(f"data/blobs/sha256/ab/ab/{SHA}") == f"/b/sha256/ab/ab/{SHA}"
+    assert relative.location(f"data/blobs/sha256/AB/ab/{SHA}") is None  # keys are lowercase hex

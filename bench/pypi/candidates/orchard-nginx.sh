@@ -11,6 +11,7 @@ cand_install() {
     ensure_apt nginx nginx
     [ -x "$ORCHARD_BIN" ] || { log "orchard not found: $ORCHARD_BIN (make setup, or set ORCHARD_BIN)"; return 1; }
     port_free "$ORCHARD_BACKEND_PORT" || { log "port $ORCHARD_BACKEND_PORT is in use"; return 1; }
+    port_free "$ORCHARD_NGINX_PORT" || { log "port $ORCHARD_NGINX_PORT is in use"; return 1; }
 }
 cand_start() {
     local ngx=$STATE/nginx kind
@@ -36,7 +37,8 @@ cand_start() {
             "$ORCHARD_BIN" serve --host 127.0.0.1 --port "$ORCHARD_BACKEND_PORT" &
             exec nginx -e "$NGX/error.log" -p "$NGX/" -c "$NGX/nginx.conf" -g "daemon off;"'
     )
-    wait_http "http://127.0.0.1:$ORCHARD_BACKEND_PORT/health" 120 orchard-nginx
+    wait_http "http://127.0.0.1:$ORCHARD_BACKEND_PORT/health" 120 orchard-nginx &&
+        wait_http "http://127.0.0.1:$ORCHARD_NGINX_PORT/health" 20 orchard-nginx
 }
 cand_url() { echo "http://127.0.0.1:$ORCHARD_NGINX_PORT/pypi/simple/"; }
 cand_version() {

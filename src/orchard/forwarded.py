@@ -29,15 +29,28 @@ def parse(spec: str) -> tuple[bool, tuple[IPNetwork, ...]]:
     return False, tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
+KNOWN_PEERS = 1024  # trust decisions remembered (a request checks its peer each time)
+
+
 class TrustedProxies:
     def __init__(self, spec: str) -> None:
         self.any, self.networks = parse(spec)
+        self._known: dict[str, bool] = {}
 
     def trusts(self, host: str | None) -> bool:
-        if self.any:
-            return bool(host)
-        if not host or not self.networks:
+        if not host:
             return False
+        known = self._known.get(host)
+        if known is None:
+            known = self._decide(host)
+            if len(self._known) >= KNOWN_PEERS:
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+    def _decide(self, host: str) -> bool:
+        if self.any:
+            return True
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

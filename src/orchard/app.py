@@ -181,13 +181,15 @@ class OrchardApp(FastAPI):
         self.hot = HotPath(super().__call__, near=near, lane=DirectLane())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.background is not None and scope["type"] == "http":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.background is not None:
             self.background.note_request()
-        if scope["type"] == "http":
-            relayed = self.proxies.relayed(scope)  # takes the client a trusted proxy forwarded
-            if relayed and self.accel is not None and self.accel.wanted(scope):
-                send = self.accel.wrap(send)
-        if self.hot is None or scope["type"] != "http":
+        relayed = self.proxies.relayed(scope)  # takes the client a trusted proxy forwarded
+        if relayed and self.accel is not None and self.accel.wanted(scope):
+            send = self.accel.wrap(send)
+        if self.hot is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # as Starlette sets it: the lane reads state and handlers

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="ORCHARD_UPSTREAM_NPM_URL: the npm registry proxied first; unset = "
         "`npm config get registry`, empty = none.",
     )
+    upstream_pypi_file_hosts: str = Field(
+        "",
+        description="ORCHARD_UPSTREAM_PYPI_FILE_HOSTS: comma-separated hosts (or host:port) "
+        "besides the upstream's own origin that its pages may link files to; empty = any "
+        "public https host.",
+    )
     upstream_go_url: str | None = Field(
         None,
         description="ORCHARD_UPSTREAM_GO_URL: the Go module proxy proxied first; unset = the "
@@ -147,6 +153,36 @@ class Settings(BaseSettings):
         ge=1,
         description="ORCHARD_SERVER_IO_THREADS: threads of the HTTP server (granian) for "
         "blocking I/O such as reading files it sends from disk, per process.",
+    )
+    server_backlog: int = Field(
+        2048,
+        ge=16,
+        description="ORCHARD_SERVER_BACKLOG: connections the kernel queues before the server "
+        "accepts them (a CI fleet opens many at once).",
+    )
+    server_backpressure: int = Field(
+        8192,
+        ge=1,
+        description="ORCHARD_SERVER_BACKPRESSURE: requests one worker process handles at "
+        "once; further connections wait in the backlog instead of growing memory.",
+    )
+    server_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="ORCHARD_SERVER_HEADER_TIMEOUT: seconds a client has to send a request's "
+        "headers; a slower connection is closed.",
+    )
+    server_keepalive_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="ORCHARD_SERVER_KEEPALIVE_TIMEOUT: seconds an idle keep-alive connection "
+        "is kept open between requests.",
+    )
+    server_body_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="ORCHARD_SERVER_BODY_TIMEOUT: seconds an upload may send nothing before it "
+        "is refused (408) and its partial bytes dropped.",
     )
 
     cache_ttl_index: int = Field(300, description="ORCHARD_CACHE_TTL_INDEX")

@@ -269,6 +269,9 @@ class UpstreamSource(Base):
     username: Mapped[str] = mapped_column(String(255), default="")
     # The password or token, sealed with auth.crypto.SecretBox; never returned.
     secret_ciphertext: Mapped[str] = mapped_column(Text, default="")
+    # Hosts (host or host:port, space-separated) besides the source's own origin that
+    # its pages may link files to; empty = any public https host.
+    file_hosts: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

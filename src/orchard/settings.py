@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from orchard.upstream.urls import check_upstream_url, mask, parse_file_hosts
+
 # An nginx location prefix: /segment/.../ of URL-safe characters, no dot segments.
 ACCEL_PREFIX = re.compile(r"/(?:(?!\.{1,2}/)[A-Za-z0-9._~-]+/)+")
 
@@ -36,7 +38,10 @@ def default_ui_dir() -> Path:
 class Settings(BaseSettings):
     """All of Orchard's configuration. See docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="ORCHARD_", extra="ignore")
+    # hide_input_in_errors: a refused value (an upstream URL with a token) is not echoed.
+    model_config = SettingsConfigDict(
+        env_prefix="ORCHARD_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         Path("./orchard-data"),
@@ -226,6 +231,20 @@ class Settings(BaseSettings):
             )
         return v
 
+    @field_validator("upstream_pypi_url", "upstream_npm_url", "upstream_go_url")
+    @classmethod
+    def _upstream_url(cls, v: str | None) -> str | None:
+        """As the upstreams API: http(s), no query or fragment; unlike the API,
+        user info is kept (sent as Basic auth to that origin, shown masked)."""
+        if v is None or not v.strip():
+            return v if v is None else ""
+        return check_upstream_url(v.strip(), credentials_allowed=True)
+
+    @field_validator("upstream_pypi_file_hosts")
+    @classmethod
+    def _file_hosts(cls, v: str) -> str:
+        return ",".join(parse_file_hosts(v))
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
@@ -269,4 +288,7 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["admin_password"] = "***" if self.admin_password else None
         data["secret_key"] = "***" if self.secret_key else None
+        for key in ("upstream_pypi_url", "upstream_npm_url", "upstream_go_url"):
+            if data.get(key):
+                data[key] = mask(data[key])
         return data

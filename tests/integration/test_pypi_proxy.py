@@ -420,7 +420,7 @@ async def test_offline_serves_only_the_cache(
 
 
 async def test_unlisted_file_forces_one_refresh(
-    client: httpx.AsyncClient, fake: FakePyPI
+    client: httpx.AsyncClient, app: Any, fake: FakePyPI
 ) -> None:
     first = publish(fake, "tiny", "1.0")
     url = await file_url(client, "tiny", first.filename)
@@ -428,8 +428,15 @@ async def test_unlisted_file_forces_one_refresh(
     r = await client.get(url.replace(first.filename, newer.filename))
     assert r.status_code == 200 and r.content == newer.content
     assert fake.hits("/simple/tiny/") == 2
-    bogus = await client.get(url.replace(first.filename, "tiny-9.9-py3-none-any.whl"))
-    assert bogus.status_code == 404
+    # One forced refresh per page and interval: made-up names do not reach the upstream.
+    for n in range(5):
+        bogus = await client.get(url.replace(first.filename, f"tiny-9.{n}-py3-none-any.whl"))
+        assert bogus.status_code == 404
+    assert fake.hits("/simple/tiny/") == 2
+    await app.state.cache.delete(Category.PACKAGE_INDEX, "pypi", "forced:tiny")  # interval over
+    newest = publish(fake, "tiny", "3.0")
+    r = await client.get(url.replace(first.filename, newest.filename))
+    assert r.status_code == 200 and r.content == newest.content
     assert fake.hits("/simple/tiny/") == 3
     assert (await client.get("/pypi/proxy/upstream/tiny/x/y")).status_code == 404
 

@@ -9,11 +9,24 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchard import __version__
+from orchard.deps import current_principal
 from orchard.errors import OrchardError
 from orchard.metrics import CACHE_REQUESTS, REGISTRY
 from orchard.upstream.sources import upstream_status
 
 router = APIRouter(tags=["health"])
+
+
+async def _is_admin(request: Request) -> bool:
+    """Whether the caller may see upstream URLs (an administrator, not a
+    project-restricted token); bad credentials just make it anonymous here."""
+    try:
+        principal = await current_principal(request)
+    except Exception:  # a health check answers whoever asks
+        return False
+    return bool(
+        principal.authenticated and principal.is_admin and principal.token_projects is None
+    )
 
 
 async def _probe(check: Any) -> dict[str, Any]:
@@ -57,7 +70,8 @@ async def health(request: Request) -> JSONResponse:
         else ("degraded" if core_ok else "unhealthy")
     )
     try:
-        upstreams: list[dict[str, Any]] | str = await upstream_status(request.app)
+        admin = await _is_admin(request)
+        upstreams: list[dict[str, Any]] | str = await upstream_status(request.app, urls=admin)
     except Exception as exc:  # the database may be the thing that is down
         upstreams = f"unavailable: {exc.__class__.__name__}"
     body = {

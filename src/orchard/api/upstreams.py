@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
@@ -27,6 +26,7 @@ from orchard.errors import Conflict, InvalidInput, NotFound
 from orchard.upstream.client import UpstreamClient
 from orchard.upstream.http11 import HTTPError
 from orchard.upstream.sources import ECOSYSTEMS, invalidate, source_from_row
+from orchard.upstream.urls import MAX_FILE_HOSTS, check_upstream_url, mask, parse_file_hosts
 
 router = APIRouter(prefix="/upstreams", tags=["upstreams"])
 
@@ -36,14 +36,13 @@ AuthType = Literal["none", "basic", "bearer"]
 
 
 def _check_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise ValueError("put credentials in username/password/token, not in the URL")
-    if parts.fragment or parts.query:
-        raise ValueError("must not have a query or a fragment")
-    return value.rstrip("/")
+    return check_upstream_url(value, credentials_allowed=False)
+
+
+FILE_HOSTS_DESCRIPTION = (
+    "hosts (host or host:port) besides the source's own origin that its pages may link "
+    "files to; empty: any https host with public addresses only"
+)
 
 
 class UpstreamIn(BaseModel):
@@ -56,11 +55,19 @@ class UpstreamIn(BaseModel):
     username: str = Field("", max_length=255)
     password: str | None = Field(None, max_length=4000, description="basic auth; write-only")
     token: str | None = Field(None, max_length=4000, description="bearer auth; write-only")
+    file_hosts: list[str] = Field(
+        default_factory=list, max_length=MAX_FILE_HOSTS, description=FILE_HOSTS_DESCRIPTION
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
         return _check_url(v)
+
+    @field_validator("file_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return list(parse_file_hosts(v))
 
 
 class UpstreamPatch(BaseModel):
@@ -71,11 +78,19 @@ class UpstreamPatch(BaseModel):
     username: str | None = Field(None, max_length=255)
     password: str | None = Field(None, max_length=4000)
     token: str | None = Field(None, max_length=4000)
+    file_hosts: list[str] | None = Field(
+        None, max_length=MAX_FILE_HOSTS, description=FILE_HOSTS_DESCRIPTION
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else _check_url(v)
+
+    @field_validator("file_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else list(parse_file_hosts(v))
 
 
 class UpstreamOut(BaseModel):
@@ -87,6 +102,7 @@ class UpstreamOut(BaseModel):
     auth_type: str
     username: str
     has_credentials: bool
+    file_hosts: list[str] = Field(description=FILE_HOSTS_DESCRIPTION)
     created_at: datetime
     updated_at: datetime
 
@@ -102,12 +118,13 @@ def _out(row: UpstreamSource) -> UpstreamOut:
     return UpstreamOut(
         name=row.name,
         ecosystem=row.ecosystem,
-        url=row.url,
+        url=mask(row.url),
         priority=row.priority,
         enabled=row.enabled,
         auth_type=row.auth_type,
         username=row.username,
         has_credentials=bool(row.secret_ciphertext),
+        file_hosts=row.file_hosts.split(),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -178,6 +195,7 @@ async def create_upstream(
             auth_type="none",
             username="",
             secret_ciphertext="",
+            file_hosts=" ".join(body.file_hosts),
             created_at=now,
             updated_at=now,
         )
@@ -213,6 +231,8 @@ async def update_upstream(
         for key in ("url", "priority", "enabled"):
             if changes.get(key) is not None:
                 setattr(row, key, changes[key])
+        if changes.get("file_hosts") is not None:
+            row.file_hosts = " ".join(changes["file_hosts"])
         _apply_credentials(row, changes, _box(request), creating=False)
         row.updated_at = utcnow()
         await session.flush()

@@ -19,6 +19,7 @@ from orchard.settings import Settings
 from orchard.upstream.background import Background
 from orchard.upstream.http11 import Limits, Pool, UpstreamResponse
 from orchard.upstream.proxied import ProxiedPool, proxy_configured
+from orchard.upstream.urls import LinkRule
 
 DRAIN_TIMEOUT = 30.0  # seconds closing waits for background work
 
@@ -28,7 +29,11 @@ class _Transport(Protocol):
     def is_closed(self) -> bool: ...
 
     def stream(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        rule: LinkRule | None = None,
     ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
     def stats(self) -> dict[str, int]: ...
@@ -56,9 +61,14 @@ class UpstreamClient:
         return self.transport.stats()
 
     def stream(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        rule: LinkRule | None = None,
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
-        return self.transport.stream(method, url, headers)
+        """``GET url``; with ``rule``, only where the upstream may send Orchard."""
+        return self.transport.stream(method, url, headers, rule)
 
     async def aclose(self) -> None:
         await self.background.drain(DRAIN_TIMEOUT)

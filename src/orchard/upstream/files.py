@@ -61,6 +61,7 @@ from orchard.upstream.context import UpstreamContext
 from orchard.upstream.finish import missing_digests
 from orchard.upstream.http11 import HTTPError
 from orchard.upstream.sources import without_userinfo
+from orchard.upstream.urls import LinkRule
 
 log = logging.getLogger("orchard.upstream")
 
@@ -83,6 +84,7 @@ class Wanted:
     url: str
     hashes: dict[str, str]
     headers: dict[str, str]  # credentials for the URL's origin, if any
+    rule: LinkRule | None = None  # where the upstream may send Orchard (redirects too)
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,9 @@ class Transfer:
         headers = {**self.wanted.headers, "Accept-Encoding": "identity"}
         digests = frozenset(self.wanted.hashes) & EXTRA_DIGESTS
         try:
-            async with ctx.http.stream("GET", self.wanted.url, headers=headers) as response:
+            async with ctx.http.stream(
+                "GET", self.wanted.url, headers=headers, rule=self.wanted.rule
+            ) as response:
                 if response.status_code in (404, 410):
                     raise NotFound(f"the upstream has no {name}")
                 if response.status_code != 200:

@@ -35,6 +35,8 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httptools
 
+from orchard.upstream.urls import LinkRule, mask, resolve_public
+
 HIGH_WATER = 1024 * 1024  # buffered body bytes that pause reading from the socket
 LOW_WATER = 256 * 1024  # ... and that resume it
 DECODED_PIECE = 256 * 1024  # most bytes one decompression step may produce
@@ -86,6 +88,11 @@ class InvalidRequest(HTTPError):
     """A URL or header that cannot be sent (e.g. a line break in a value)."""
 
 
+class BlockedAddress(HTTPError):
+    """A URL (a link or a redirect) the upstream may not send Orchard to:
+    another host than the allowed ones, or one with a non-public address."""
+
+
 class ClientClosed(HTTPError):
     pass
 
@@ -113,14 +120,14 @@ def _origin(url: str) -> tuple[Origin, str]:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise InvalidRequest(f"not a valid URL: {url!r}") from exc
+        raise InvalidRequest(f"not a valid URL: {mask(url)!r}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest(f"not an http(s) URL: {url!r}")
+        raise InvalidRequest(f"not an http(s) URL: {mask(url)!r}")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise InvalidRequest(f"bad port in {url!r}") from exc
+        raise InvalidRequest(f"bad port in {mask(url)!r}") from exc
     target = quote(parts.path or "/", safe=_TARGET_SAFE)
     if parts.query:
         target += "?" + quote(parts.query, safe=_TARGET_SAFE)
@@ -174,6 +181,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.used = False  # has answered a request before (a reused keep-alive connection)
+        self.vetted = False  # connected to an address checked to be public
         self._parser: httptools.HttpResponseParser | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -525,7 +533,7 @@ class Pool:
     def stats(self) -> dict[str, int]:
         return {"in_use": len(self._in_use), "idle": sum(len(v) for v in self._idle.values())}
 
-    async def _acquire(self, origin: Origin) -> _Connection:
+    async def _acquire(self, origin: Origin, vet: bool = False) -> _Connection:
         if self.is_closed:
             raise ClientClosed("the upstream client is closed")
         if self._slots is None:
@@ -540,24 +548,34 @@ class Pool:
         else:
             await slots.acquire()
         try:
-            conn = self._idle_connection(origin) or await self._connect(origin)
+            conn = self._idle_connection(origin, vet) or await self._connect(origin, vet)
         except BaseException:
             slots.release()
             raise
         self._in_use.add(conn)
         return conn
 
-    def _idle_connection(self, origin: Origin) -> _Connection | None:
+    def _idle_connection(self, origin: Origin, vet: bool = False) -> _Connection | None:
         idle = self._idle.get(origin)
         now = time.monotonic()
+        skipped: list[_Connection] = []  # not vetted, kept for unvetted requests
+        found = None
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY:
-                return conn
-            conn.close()
-        return None
+            if conn.closed or now - conn.idle_since >= KEEPALIVE_EXPIRY:
+                conn.close()
+            elif vet and not conn.vetted:
+                skipped.append(conn)
+            else:
+                found = conn
+                break
+        if skipped:
+            self._idle.setdefault(origin, []).extend(reversed(skipped))
+        return found
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin, vet: bool = False) -> _Connection:
+        """A new connection; with ``vet``, only to the host's addresses once
+        all of them were checked to be public (no second lookup to race)."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         context = None
@@ -566,15 +584,28 @@ class Pool:
                 self._ssl = default_ssl_context()
             context = self._ssl
         conn = _Connection(origin)
+        conn.vetted = vet
         try:
             async with asyncio.timeout(self.connect_timeout):
-                await loop.create_connection(
-                    lambda: conn,
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context is not None else None,
-                )
+                addresses = [host]
+                if vet:
+                    try:
+                        addresses = await resolve_public(host, port)
+                    except ValueError as exc:
+                        raise BlockedAddress(str(exc)) from None
+                for i, address in enumerate(addresses):
+                    try:
+                        await loop.create_connection(
+                            lambda: conn,
+                            address,
+                            port,
+                            ssl=context,
+                            server_hostname=host if context is not None else None,
+                        )
+                        break
+                    except OSError:
+                        if i == len(addresses) - 1:
+                            raise
         except TimeoutError:
             conn.close()
             raise ConnectTimeout(f"connecting to {host}:{port} timed out") from None
@@ -598,11 +629,13 @@ class Pool:
         else:
             conn.close()
 
-    async def _send(self, origin: Origin, target: str, url: str, request: bytes) -> Response:
+    async def _send(
+        self, origin: Origin, target: str, url: str, request: bytes, vet: bool = False
+    ) -> Response:
         """One request on one connection, until its headers arrived; a reused
         connection that turns out closed is replaced once."""
         for attempt in (1, 2):
-            conn = await self._acquire(origin)
+            conn = await self._acquire(origin, vet)
             reused = conn.used
             try:
                 if conn.closed:
@@ -625,9 +658,15 @@ class Pool:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        rule: LinkRule | None = None,
     ) -> AsyncIterator[Response]:
-        """``GET url``; follows redirects (Authorization only within one origin)."""
+        """``GET url``; follows redirects (Authorization only within one origin).
+        With ``rule``, every hop must be a URL the rule lets the upstream send
+        Orchard to (``BlockedAddress`` otherwise)."""
         if method != "GET":
             raise InvalidRequest(f"only GET is supported, not {method}")
         sent = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate"}
@@ -639,8 +678,14 @@ class Pool:
             origin, target = _origin(url)
             if origin != first:
                 sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
+            vet = False
+            if rule is not None:
+                try:
+                    vet = rule.needs_vetting(url)
+                except ValueError as exc:
+                    raise BlockedAddress(str(exc)) from None
             request = _request_bytes(origin, target, _with_userinfo(url, sent))
-            response = await self._send(origin, target, url, request)
+            response = await self._send(origin, target, url, request, vet)
             location = response.headers.get("location")
             if response.status_code not in REDIRECTS or not location:
                 break
@@ -648,9 +693,9 @@ class Pool:
             try:
                 url = urljoin(url, location)
             except ValueError as exc:
-                raise RemoteProtocolError(f"unusable redirect to {location!r}") from exc
+                raise RemoteProtocolError(f"unusable redirect to {mask(location)!r}") from exc
         else:
-            raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
+            raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {mask(url)}")
         try:
             yield response
         finally:

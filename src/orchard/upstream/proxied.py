@@ -13,14 +13,36 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from orchard.upstream import http11
+from orchard.upstream.urls import LinkRule, resolve_public
 
 if TYPE_CHECKING:
     import httpx
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+_RULE: ContextVar[LinkRule | None] = ContextVar("orchard_link_rule", default=None)
+
+
+async def _check_hop(request: httpx.Request) -> None:
+    """httpx's request hook: every hop (redirects too) obeys the request's
+    link rule; a host that must be public is resolved and checked first
+    (the proxy connects, so this is as close as Orchard gets)."""
+    rule = _RULE.get()
+    if rule is None:
+        return
+    url = str(request.url)
+    try:
+        if rule.needs_vetting(url):
+            parts = urlsplit(url)
+            await resolve_public(parts.hostname or "", parts.port or 443)
+    except ValueError as exc:
+        raise http11.BlockedAddress(str(exc)) from None
+    except OSError as exc:
+        raise http11.ConnectError(str(exc)) from None
 
 
 def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
@@ -93,6 +115,7 @@ class ProxiedPool:
             follow_redirects=True,
             headers={"User-Agent": limits.user_agent},
             trust_env=True,
+            event_hooks={"request": [_check_hop]},
         )
 
     @property
@@ -104,10 +127,15 @@ class ProxiedPool:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        rule: LinkRule | None = None,
     ) -> AsyncIterator[ProxiedResponse]:
         import httpx
 
+        _RULE.set(rule)  # this task's requests (the hook runs in it)
         try:
             async with self._client.stream(method, url, headers=dict(headers or {})) as response:
                 yield ProxiedResponse(response)

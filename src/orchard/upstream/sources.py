@@ -25,6 +25,7 @@ from orchard.db.models import UpstreamSource
 from orchard.db.session import Database
 from orchard.settings import Settings
 from orchard.upstream.discovery import DISCOVERERS
+from orchard.upstream.urls import LinkRule, check_upstream_url, mask, parse_file_hosts
 
 log = logging.getLogger("orchard.upstream")
 
@@ -43,6 +44,12 @@ class Source:
     auth_type: str = "none"
     username: str = ""
     sealed_secret: str = ""
+    file_hosts: tuple[str, ...] = ()  # besides its own origin, where its pages may link
+
+    @property
+    def rule(self) -> LinkRule:
+        """Which of its pages' links are followed."""
+        return LinkRule(self.url, self.file_hosts)
 
     def auth_headers(self, box: SecretBox | None) -> dict[str, str]:
         """The Authorization header for this source ({} without credentials)."""
@@ -67,9 +74,25 @@ async def discovered_url(ecosystem: str) -> str | None:
     """The client tool's configured registry, looked up once per process."""
     if ecosystem not in _discovered:
         url = await anyio.to_thread.run_sync(DISCOVERERS[ecosystem])
+        if url:
+            try:
+                url = check_upstream_url(url, credentials_allowed=True)
+            except ValueError as exc:
+                log.warning("ignoring the discovered %s upstream %s: it %s", ecosystem,
+                            mask(url), exc)
+                url = None
         _discovered[ecosystem] = url
-        log.info("discovered %s upstream: %s", ecosystem, url or "none")
+        log.info("discovered %s upstream: %s", ecosystem, mask(url) if url else "none")
     return _discovered[ecosystem]
+
+
+def _settings_file_hosts(settings: Settings, ecosystem: str) -> tuple[str, ...]:
+    value: str = getattr(settings, f"upstream_{ecosystem}_file_hosts", "")
+    try:
+        return parse_file_hosts(value)
+    except ValueError as exc:  # settings are validated; a copy may not be
+        log.warning("ignoring ORCHARD_UPSTREAM_%s_FILE_HOSTS: %s", ecosystem.upper(), exc)
+        return ()
 
 
 async def settings_source(settings: Settings, ecosystem: str) -> Source | None:
@@ -79,7 +102,13 @@ async def settings_source(settings: Settings, ecosystem: str) -> Source | None:
         configured, origin = await discovered_url(ecosystem), "discovered"
     if not configured:
         return None
-    return Source(ecosystem, ecosystem, configured.rstrip("/"), SETTINGS_PRIORITY, origin)
+    try:
+        url = check_upstream_url(configured, credentials_allowed=True)
+    except ValueError as exc:  # settings are validated; a copy may not be
+        log.warning("ignoring the %s upstream %s: it %s", ecosystem, mask(configured), exc)
+        return None
+    hosts = _settings_file_hosts(settings, ecosystem)
+    return Source(ecosystem, ecosystem, url, SETTINGS_PRIORITY, origin, file_hosts=hosts)
 
 
 def source_from_row(row: UpstreamSource) -> Source:
@@ -92,6 +121,7 @@ def source_from_row(row: UpstreamSource) -> Source:
         auth_type=row.auth_type,
         username=row.username,
         sealed_secret=row.secret_ciphertext,
+        file_hosts=tuple(row.file_hosts.split()),
     )
 
 
@@ -118,7 +148,10 @@ async def effective_sources(
     cached = await cache.get(Category.UPSTREAM_SOURCES, ecosystem, _EFFECTIVE)
     if cached is not None:
         try:
-            return [Source(**item) for item in json.loads(cached)]
+            return [
+                Source(**{**item, "file_hosts": tuple(item.get("file_hosts", ()))})
+                for item in json.loads(cached)
+            ]
         except (ValueError, TypeError):
             log.warning("ignoring a malformed cached upstream list for %s", ecosystem)
     sources = await _load(settings, db, ecosystem)
@@ -137,22 +170,24 @@ def secret_box(app_state: Any) -> SecretBox | None:
     return SecretBox(key) if key else None
 
 
-async def upstream_status(app: Any) -> list[dict[str, Any]]:
-    """Every effective source of every ecosystem, for /health (no secrets)."""
+async def upstream_status(app: Any, *, urls: bool = True) -> list[dict[str, Any]]:
+    """Every effective source of every ecosystem, for /health: no secrets
+    (URLs masked), and no URLs at all unless ``urls`` (administrators)."""
     state = app.state
     result: list[dict[str, Any]] = []
     for ecosystem in ECOSYSTEMS:
         for source in await effective_sources(state.settings, state.db, state.cache, ecosystem):
-            result.append(
-                {
-                    "name": source.name,
-                    "ecosystem": ecosystem,
-                    "url": without_userinfo(source.url),
-                    "priority": source.priority,
-                    "origin": source.origin,
-                    "offline": bool(state.settings.offline),
-                }
-            )
+            item: dict[str, Any] = {
+                "name": source.name,
+                "ecosystem": ecosystem,
+                "priority": source.priority,
+                "origin": source.origin,
+                "offline": bool(state.settings.offline),
+            }
+            if urls:
+                item["url"] = mask(source.url)
+                item["file_hosts"] = list(source.file_hosts)
+            result.append(item)
     return result
 
 

@@ -142,11 +142,12 @@ async def _stored_page(
 async def _listed(
     ctx: UpstreamContext, name: str, filename: str
 ) -> tuple[Source, UpstreamFile] | None:
-    """The page entry of ``filename``; an unlisted file forces one refresh."""
+    """The page entry of ``filename``; an unlisted file forces a refresh, at
+    most one per page per ``index.UNLISTED_RETRY`` seconds."""
     try:
         merged = await index.load(ctx, name)
         found = merged.find(filename) if merged else None
-        if found is None and not ctx.settings.offline:
+        if found is None and not ctx.settings.offline and await index.may_force(ctx, name):
             merged = await index.load(ctx, name, force=True)
             found = merged.find(filename) if merged else None
     except UpstreamError:
@@ -197,13 +198,15 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
             return await respond(stored)
         raise NotFound(f"{filename} is not a file of {name!r} on any upstream")
     source, f = found
+    if not source.rule.allows_link(f.url):  # a page cached before the rule (or the hosts) changed
+        raise NotFound(f"{filename} is not a file of {name!r} on any upstream")
     if sidecar:
         if f.core_metadata is None:
             raise NotFound(f"the upstream offers no metadata file for {dist}")
         url, hashes = f.url + SIDECAR, f.core_metadata
     else:
         url, hashes = f.url, f.hashes
-    wanted = Wanted(url, hashes, ctx.headers_for(source, url))
+    wanted = Wanted(url, hashes, ctx.headers_for(source, url), source.rule)
     place = Placement("pypi", name, version_of(name, dist), filename, "pypi")
     inspect = None if sidecar else _dependencies(filename)
     return await serve_upstream_file(ctx, request, wanted, place, respond, inspect)

@@ -32,6 +32,7 @@ log = logging.getLogger("orchard.upstream")
 PROTOCOL = "pypi"
 STALE_TTL = 30 * 24 * 3600  # how long a page is kept for stale-if-error and offline use
 FAILURE_RETRY = 30  # seconds before failed upstreams are asked again
+UNLISTED_RETRY = 30  # at most one refresh per page and this many seconds for unlisted files
 
 
 @dataclass
@@ -101,6 +102,18 @@ async def _read(ctx: UpstreamContext, name: str) -> CachedIndex | None:
 
 async def _is_fresh(ctx: UpstreamContext, name: str) -> bool:
     return await ctx.cache.get(Category.PACKAGE_INDEX, PROTOCOL, f"fresh:{name}") is not None
+
+
+async def may_force(ctx: UpstreamContext, name: str) -> bool:
+    """Whether a request for a file not on the page of ``name`` may refresh
+    it now: once per ``UNLISTED_RETRY`` seconds (or the page's TTL, if
+    shorter), so that requests for made-up names cannot hammer the upstreams."""
+    key = f"forced:{name}"
+    if await ctx.cache.get(Category.PACKAGE_INDEX, PROTOCOL, key) is not None:
+        return False
+    ttl = max(1, min(UNLISTED_RETRY, ctx.settings.cache_ttl_index))
+    await ctx.cache.set(Category.PACKAGE_INDEX, PROTOCOL, key, b"1", ttl)
+    return True
 
 
 async def expire(ctx: UpstreamContext, name: str) -> None:

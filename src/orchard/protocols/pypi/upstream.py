@@ -18,6 +18,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from orchard.upstream.client import UpstreamClient
 from orchard.upstream.http11 import HTTPError, UpstreamResponse
 from orchard.upstream.sources import Source
+from orchard.upstream.urls import mask
 
 log = logging.getLogger("orchard.upstream")
 
@@ -204,7 +205,7 @@ async def fetch_source_page(
     if last_modified:
         request_headers["If-Modified-Since"] = last_modified
     try:
-        async with http.stream("GET", url, headers=request_headers) as response:
+        async with http.stream("GET", url, headers=request_headers, rule=source.rule) as response:
             if response.status_code == 304:
                 return SourcePage("not_modified", etag=etag, last_modified=last_modified)
             if response.status_code in (404, 410):
@@ -231,10 +232,30 @@ async def fetch_source_page(
         return SourcePage("error", error="malformed page")
     return SourcePage(
         "ok",
-        files=files,
+        files=allowed_links(source, name, files),
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+def allowed_links(source: Source, name: str, files: list[UpstreamFile]) -> list[UpstreamFile]:
+    """The files whose links Orchard may follow (the source's own origin, its
+    allowed file hosts, or with none allowed any public https host); the
+    others are dropped from the page, with one log line per page."""
+    rule = source.rule
+    kept = [f for f in files if rule.allows_link(f.url)]
+    if len(kept) != len(files):
+        dropped = [f for f in files if not rule.allows_link(f.url)]
+        log.warning(
+            "upstream %s: dropped %d link(s) of %s to hosts it may not send Orchard to "
+            "(first: %s)",
+            source.name,
+            len(dropped),
+            name,
+            mask(dropped[0].url),
+            extra={"event": "upstream_link_dropped"},
+        )
+    return kept
 
 
 async def _read_capped(response: UpstreamResponse, limit: int) -> bytes | None:

@@ -59,8 +59,9 @@ RULES: dict[str, dict[str, int | str]] = {
     # their read-only token may look at it but not change it.
     "uploader-read": {**dict.fromkeys(CALLERS, 404), "writer": OK, "readtok": OK, **DEAD},
     "uploader": {**dict.fromkeys(CALLERS, 404), "writer": OK, "readtok": 403, **DEAD},
-    # The writer's own token: the writer (any of their tokens) or an administrator.
-    "token-owner": {**dict.fromkeys(CALLERS, 404), "anon": 401, "writer": OK, "readtok": OK,
+    # The writer's own token: the writer or an administrator; a read-only
+    # token changes nothing, not even a token.
+    "token-owner": {**dict.fromkeys(CALLERS, 404), "anon": 401, "writer": OK, "readtok": 403,
                     "sysadmin": OK, **DEAD},
     # Changing your password needs a password sign-in, not a token.
     "password": {**dict.fromkeys(CALLERS, 403), "anon": 401, **DEAD},

@@ -41,7 +41,13 @@ async def create_project(body: ProjectIn, db: DbDep, principal: CurrentPrincipal
         raise Forbidden("a project-restricted token cannot create projects")
     async with db.transaction() as session:
         project = await catalog.create_project(
-            session, principal.actor, body.name, body.description, body.is_public, body.upstream
+            session,
+            principal.actor,
+            body.name,
+            body.description,
+            body.is_public,
+            body.upstream,
+            visible=visible_projects(principal),
         )
         session.add(
             ProjectMember(

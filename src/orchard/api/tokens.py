@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.auth import tokens, users
-from orchard.auth.policy import require_admin, require_user
+from orchard.auth.policy import require_admin, require_user, require_write_scope
 from orchard.auth.principal import Principal
 from orchard.db.models import ApiToken, User
 from orchard.deps import CurrentPrincipal, DbDep
@@ -44,10 +46,19 @@ class TokenCreated(TokenOut):
     token: str = Field(description="the secret; shown only now")
 
 
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
 def _no_token_minting(principal: Principal) -> None:
     require_user(principal)
     if principal.scope != "write":
         raise Forbidden("a read-only token cannot create tokens")
+
+
+async def _own_token(session: AsyncSession, principal: Principal) -> ApiToken | None:
+    """The token the request authenticated with, if it did with one."""
+    token_id = tokens.token_id_of(principal.credential)
+    return await session.get(ApiToken, token_id) if token_id is not None else None
 
 
 @router.get("", response_model=list[TokenOut])
@@ -79,12 +90,9 @@ async def create_token(body: TokenIn, db: DbDep, principal: CurrentPrincipal) ->
             row = await session.get(User, principal.user_id)
             assert row is not None
             owner = row
-        if principal.token_projects is not None:
-            wanted = set(body.projects or [])
-            if not body.projects or not wanted <= principal.token_projects:
-                raise Forbidden(
-                    "a project-restricted token can only create tokens within its own projects"
-                )
+        parent = await _own_token(session, principal)
+        if parent is not None:  # a token creates no broader, no longer-lived token
+            tokens.check_within(parent, body.scope, body.expires_at, body.projects)
         token, secret = await tokens.create_token(
             session,
             principal.actor,
@@ -98,13 +106,17 @@ async def create_token(body: TokenIn, db: DbDep, principal: CurrentPrincipal) ->
 
 
 @router.delete("/{token_id}", status_code=204)
-async def revoke_token(token_id: int, db: DbDep, principal: CurrentPrincipal) -> Response:
+async def revoke_token(token_id: TokenId, db: DbDep, principal: CurrentPrincipal) -> Response:
     require_user(principal)
+    require_write_scope(principal)
     async with db.transaction() as session:
         token: ApiToken = await tokens.get_token(session, token_id)
         if token.user_id != principal.user_id:
             if not principal.is_admin:
                 raise NotFound(f"token {token_id} not found")
             require_admin(principal)
+        parent = await _own_token(session, principal)
+        if parent is not None and not tokens.may_revoke(parent, token):
+            raise Forbidden("a project-restricted token cannot revoke a broader token")
         await tokens.revoke(session, principal.actor, token)
     return Response(status_code=204)

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from orchard.auth import users
-from orchard.auth.policy import require_admin
-from orchard.core.audit import record
+from orchard.auth.policy import require_admin, require_write_scope
 from orchard.db.models import User
 from orchard.deps import CurrentPrincipal, DbDep
 
@@ -55,6 +54,7 @@ async def list_users(db: DbDep, principal: CurrentPrincipal) -> list[UserOut]:
 @router.post("", response_model=UserOut, status_code=201)
 async def create_user(body: UserIn, db: DbDep, principal: CurrentPrincipal) -> UserOut:
     require_admin(principal)
+    require_write_scope(principal)
     async with db.transaction() as session:
         user = await users.create_user(
             session,
@@ -78,13 +78,14 @@ async def get_user(username: str, db: DbDep, principal: CurrentPrincipal) -> Use
 async def update_user(
     username: str, body: UserPatch, db: DbDep, principal: CurrentPrincipal
 ) -> UserOut:
-    """Promote, demote, disable, enable, or reset the password of a user."""
+    """Promote, demote, disable, enable, or reset the password of a user.
+    The last active administrator can be neither demoted nor disabled (409)."""
     require_admin(principal)
+    require_write_scope(principal)
     async with db.transaction() as session:
         user = await users.get_user(session, username)
-        if body.is_admin is not None and body.is_admin != user.is_admin:
-            user.is_admin = body.is_admin
-            record(session, principal.actor, "user.admin", user.username, is_admin=body.is_admin)
+        if body.is_admin is not None:
+            await users.set_admin(session, principal.actor, user, body.is_admin)
         if body.disabled is not None and body.disabled != user.disabled:
             await users.set_disabled(session, principal.actor, user, body.disabled)
         if body.password is not None:

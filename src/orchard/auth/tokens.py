@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,11 +18,16 @@ from orchard.core import names
 from orchard.core.audit import Actor, record
 from orchard.db.base import utcnow
 from orchard.db.models import ApiToken, User
-from orchard.errors import InvalidInput, NotFound
+from orchard.errors import Forbidden, InvalidInput, NotFound
 
 PREFIX = "orch_"
 SCOPES = ("read", "write")
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A client's expiry without a time zone is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def looks_like_token(value: str) -> bool:
@@ -47,10 +52,11 @@ async def create_token(
     if scope not in SCOPES:
         raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
     name = name.strip()
-    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+    if not name or len(name) > 100 or not names.visible(name):
         raise InvalidInput("token name must be 1-100 printable characters")
     if projects is not None:
         projects = sorted({names.project_name(p) for p in projects})
+    expires_at = _aware(expires_at)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("expiry must be in the future")
     secret = PREFIX + secrets.token_urlsafe(32)
@@ -90,6 +96,47 @@ async def authenticate(session: AsyncSession, secret: str) -> tuple[ApiToken, Us
     if user is None or user.disabled:
         return None
     return row, user
+
+
+def token_id_of(credential: str) -> int | None:
+    """The id of the token behind a principal's credential (``token:<id>``)."""
+    kind, _, value = credential.partition(":")
+    return int(value) if kind == "token" and value.isdigit() else None
+
+
+def check_within(
+    parent: ApiToken, scope: str, expires_at: datetime | None, projects: list[str] | None
+) -> None:
+    """Refuse (Forbidden) a token that ``parent`` may not create: one that can
+    do more (write from a read token, projects outside its own) or lives
+    longer than ``parent``."""
+    if parent.scope != "write":
+        raise Forbidden("a read-only token cannot create tokens")
+    if scope not in SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
+    if parent.projects is not None:
+        wanted = {names.project_name(p) for p in projects or []}
+        if not wanted or not wanted <= set(parent.projects):
+            raise Forbidden(
+                "a project-restricted token can only create tokens within its own projects"
+            )
+    expires_at = _aware(expires_at)
+    if parent.expires_at is not None and (expires_at is None or expires_at > parent.expires_at):
+        raise Forbidden(
+            "a token that expires can only create tokens that expire no later "
+            f"than itself ({parent.expires_at.isoformat()})"
+        )
+
+
+def may_revoke(actor_token: ApiToken, target: ApiToken) -> bool:
+    """Whether a token may revoke ``target`` (a token of the same user): a
+    read-only token changes nothing; a project-restricted one may revoke
+    itself and tokens within its own projects, never a broader one."""
+    if actor_token.scope != "write":
+        return False
+    if target.id == actor_token.id or actor_token.projects is None:
+        return True
+    return target.projects is not None and set(target.projects) <= set(actor_token.projects)
 
 
 def needs_touch(token: ApiToken) -> bool:

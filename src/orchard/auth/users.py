@@ -81,7 +81,43 @@ async def set_password(
     await session.flush()
 
 
+async def _keep_an_active_admin(session: AsyncSession, user: User) -> None:
+    """Refuse (Conflict) to take ``user`` out of the active administrators
+    when no other would remain. The rows of the active administrators are
+    locked first (PostgreSQL; SQLite write transactions run one at a time),
+    so two requests demoting the last two administrators at once are
+    decided one after the other and the second is refused."""
+    active = list(
+        await session.scalars(
+            select(User.id)
+            .where(User.is_admin.is_(True), User.disabled.is_(False))
+            .order_by(User.id)
+            .with_for_update()
+        )
+    )
+    if active == [user.id]:
+        raise Conflict(
+            f"{user.username!r} is the last active administrator: "
+            "make another user an administrator first"
+        )
+
+
+async def set_admin(session: AsyncSession, actor: Actor, user: User, is_admin: bool) -> None:
+    """Promote or demote; the last active administrator stays one."""
+    if is_admin == user.is_admin:
+        return
+    if not is_admin:
+        await _keep_an_active_admin(session, user)
+    user.is_admin = is_admin
+    record(session, actor, "user.admin", user.username, is_admin=is_admin)
+    await session.flush()
+
+
 async def set_disabled(session: AsyncSession, actor: Actor, user: User, disabled: bool) -> None:
+    """Disable (ending the user's web sessions) or enable; the last active
+    administrator cannot be disabled."""
+    if disabled and not user.disabled:
+        await _keep_an_active_admin(session, user)
     user.disabled = disabled
     if disabled:
         await session.execute(delete(WebSession).where(WebSession.user_id == user.id))

@@ -64,6 +64,24 @@ async def list_projects(
     return list(await session.scalars(stmt))
 
 
+async def _refuse_taken_name(
+    session: AsyncSession, name: str, visible: ColumnElement[bool] | None
+) -> None:
+    taken = await session.scalar(
+        select(Project).where(func.lower(Project.name) == name.lower()).limit(1)
+    )
+    if taken is None:
+        return
+    shown = visible is None or (
+        await session.scalar(select(Project.id).where(Project.id == taken.id, visible))
+    ) is not None
+    if not shown:
+        raise Conflict(f"project name {name!r} is not available")
+    if taken.name == name:
+        raise Conflict(f"project {name!r} already exists")
+    raise Conflict(f"project {name!r} would differ only in case from project {taken.name!r}")
+
+
 async def create_project(
     session: AsyncSession,
     actor: Actor,
@@ -71,11 +89,14 @@ async def create_project(
     description: str = "",
     is_public: bool = True,
     upstream: bool = True,
+    visible: ColumnElement[bool] | None = None,
 ) -> Project:
+    """Create a project. Names that differ only in case are one name.
+    ``visible`` is the caller's visibility filter: a clash with a project
+    the caller cannot see says only that the name is not available."""
     names.project_name(name)
     names.free_text("description", description)
-    if await session.scalar(select(Project.id).where(Project.name == name)) is not None:
-        raise Conflict(f"project {name!r} already exists")
+    await _refuse_taken_name(session, name, visible)
     project = Project(name=name, description=description, is_public=is_public, upstream=upstream)
     session.add(project)
     await session.flush()
@@ -305,6 +326,25 @@ async def update_version(
 async def list_files(session: AsyncSession, version: Version) -> list[File]:
     stmt = select(File).where(File.version_id == version.id).order_by(File.filename)
     return list(await session.scalars(stmt))
+
+
+async def refuse_case_clash(session: AsyncSession, version: Version, filename: str) -> None:
+    """Refuse (Conflict) a file name of ``version`` that differs only in case
+    from one it has (the database refuses it too: migration 0005)."""
+    other = await session.scalar(
+        select(File.filename)
+        .where(
+            File.version_id == version.id,
+            func.lower(File.filename) == filename.lower(),
+            File.filename != filename,
+        )
+        .limit(1)
+    )
+    if other is not None:
+        raise Conflict(
+            f"file {filename!r} would differ only in case from file {other!r} "
+            f"of version {version.version!r}"
+        )
 
 
 async def get_file(session: AsyncSession, version: Version, filename: str) -> File:

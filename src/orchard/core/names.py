@@ -8,6 +8,7 @@ surprises are refused with InvalidInput before anything is written.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 from orchard.errors import InvalidInput
@@ -23,6 +24,23 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Free text keeps tabs and line breaks; NUL and the other controls are refused
 # (PostgreSQL cannot even store NUL in a text column).
 _TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+# Characters that do not show as themselves: controls, format characters
+# (bidirectional overrides, zero-width joiners and spaces, soft hyphen), line
+# and paragraph separators, surrogates, private-use and unassigned code points.
+# A name with one can look exactly like another name.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def visible(value: str) -> bool:
+    """Whether every character of ``value`` shows as itself: no invisible or
+    format characters, and no space but the plain one (U+0020)."""
+    for c in value:
+        category = unicodedata.category(c)
+        if category in _INVISIBLE_CATEGORIES or (category == "Zs" and c != " "):
+            return False
+    return True
 
 
 def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
@@ -60,6 +78,11 @@ def filename(value: str) -> str:
         or _FILENAME_FORBIDDEN.search(value)
     ):
         raise InvalidInput(f"invalid filename {value!r}")
+    if not visible(value):
+        raise InvalidInput(
+            f"invalid filename {value!r}: invisible, format or bidirectional-control "
+            "characters are not allowed"
+        )
     return value
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -119,6 +120,12 @@ class File(Base):
     artifact: Mapped[Artifact] = relationship()
 
     __table_args__ = (UniqueConstraint("version_id", "filename", name="uq_files_version_filename"),)
+
+
+# Names that differ only in case are one name (migration 0005): one project
+# per lower(name), one file per (version, lower(filename)).
+Index("uq_projects_name_lower", func.lower(Project.name), unique=True)
+Index("uq_files_version_filename_lower", File.version_id, func.lower(File.filename), unique=True)
 
 
 class ArtifactDependency(Base):

@@ -19,7 +19,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from orchard import __version__, logs
+from orchard import __version__, headers, logs
 from orchard.accel import AccelRedirect
 from orchard.api import (
     artifacts,
@@ -54,6 +54,7 @@ from orchard.protocols.pypi.router import router as pypi_router
 from orchard.settings import Settings
 from orchard.storage import create_store
 from orchard.storage.filesystem import FilesystemStore
+from orchard.timeouts import BodyTimeoutMiddleware
 from orchard.upstream import files as upstream_files
 from orchard.upstream.background import Background
 from orchard.upstream.client import create_http_client
@@ -186,6 +187,7 @@ class OrchardApp(FastAPI):
             return
         if self.background is not None:
             self.background.note_request()
+        send = headers.secure(send, scope)  # nosniff, CSP, …: on every answer (headers.py)
         relayed = self.proxies.relayed(scope)  # takes the client a trusted proxy forwarded
         if relayed and self.accel is not None and self.accel.wanted(scope):
             send = self.accel.wrap(send)
@@ -205,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Content-addressed artifact repository: projects, packages, versions, files.",
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below, with a policy of its own (headers.py)
         redoc_url=None,
     )
     app.state.settings = settings
@@ -234,8 +236,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upstreams,
     ):
         app.include_router(module.router, prefix="/api/v1")
+    app.add_api_route(
+        "/api/v1/docs",
+        lambda: headers.docs_page("/api/v1/openapi.json", "Orchard - Swagger UI"),
+        methods=["GET"],
+        include_in_schema=False,
+    )
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_size)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.server_body_timeout)
     # In front of FastAPI: warm anonymous protocol GETs never reach it.
     app.serve_hot(app.state.near)
     ui.install(app)  # last: the web UI's catch-all never shadows a route

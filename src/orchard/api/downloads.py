@@ -5,6 +5,9 @@ path (``FileResponse``: ASGI pathsend where the server offers it), so the
 bytes never pass through Python; ranges and other backends stream in
 chunks. Nothing is sent before the blob is known to exist, so a missing or
 unreachable blob is a clean 503, never a truncated 200.
+
+Every download is an attachment and goes out with its stored type only when
+that type is inert (headers.py): stored bytes never run on the UI's origin.
 """
 
 from __future__ import annotations
@@ -18,11 +21,20 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
 from orchard.db.models import Artifact
 from orchard.errors import RangeNotSatisfiable, StorageError
+from orchard.headers import CREDENTIALED, served_type
 from orchard.metrics import BYTES_OUT
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# More digits than any size (and than ``int`` takes: 4,300): read as "beyond the end".
+_MAX_DIGITS = 18
+_BEYOND = 10**_MAX_DIGITS
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _BEYOND if len(digits) > _MAX_DIGITS else int(digits)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -37,37 +49,64 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = match.groups()
     if first == "" and last == "":
         return None
+    unsatisfiable = RangeNotSatisfiable(f"range {_shown(header)} is not satisfiable", size)
     if first == "":  # suffix: the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
-            raise RangeNotSatisfiable(f"range {header!r} is not satisfiable", size)
+            raise unsatisfiable
         return max(0, size - n), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
-        raise RangeNotSatisfiable(f"range {header!r} is not satisfiable", size)
+    start = _position(first)
+    end = size - 1 if last == "" else min(_position(last), size - 1)
+    if start >= size or (last != "" and _position(last) < start):
+        raise unsatisfiable
     return start, end
 
 
+def _shown(header: str) -> str:
+    """The header as an error message quotes it (not 5,000 digits of it)."""
+    return repr(header if len(header) <= 80 else header[:77] + "...")
+
+
 def content_disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    """``attachment`` with the name (RFC 6266): a plain ASCII fallback and
+    the exact name in RFC 5987 form."""
+    ascii_name = "".join(
+        c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def artifact_headers(artifact: Artifact, filename: str | None) -> dict[str, str]:
+PUBLIC = "public, max-age=31536000, immutable"
+PRIVATE = "private, max-age=31536000, immutable"
+
+
+def credentialed(request: Request) -> bool:
+    """Whether the request presented a credential: authentication says so in
+    the scope, or it resolved a signed-in principal for this request."""
+    if request.scope.get(CREDENTIALED):
+        return True
+    principal = getattr(request.state, "principal", None)
+    return bool(getattr(principal, "authenticated", False))
+
+
+def artifact_headers(
+    request: Request, artifact: Artifact, filename: str | None, private: bool = False
+) -> dict[str, str]:
+    """Headers of a download: always an attachment (named ``filename``, else
+    the sha256) and never cached by a shared cache when it needed a
+    credential (a private project's file, or any credentialed request)."""
     headers = {
         "ETag": f'"{artifact.id}"',
         "Accept-Ranges": "bytes",
         "X-Checksum-Sha256": artifact.id,
         "X-Checksum-Sha1": artifact.sha1,
         "X-Checksum-Md5": artifact.md5,
-        "Cache-Control": "public, max-age=31536000, immutable",
+        "Cache-Control": PRIVATE if private or credentialed(request) else PUBLIC,
+        "Content-Disposition": content_disposition(filename or artifact.id),
     }
     for name in ("X-Checksum-Sha1", "X-Checksum-Md5"):
         if not headers[name]:  # not computed yet (a proxied file): no header
             del headers[name]
-    if filename:
-        headers["Content-Disposition"] = content_disposition(filename)
     return headers
 
 
@@ -92,16 +131,19 @@ async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def memory_response(
-    request: Request, artifact: Artifact, body: bytes, filename: str | None = None
+    request: Request,
+    artifact: Artifact,
+    body: bytes,
+    filename: str | None = None,
+    private: bool = False,
 ) -> Response:
     """A full answer with ``body``, the artifact's bytes, already in memory
     (a small file just fetched and verified); conditional as usual."""
-    headers = artifact_headers(artifact, filename)
+    headers = artifact_headers(request, artifact, filename, private)
     if _etag_matches(request.headers.get("if-none-match"), artifact.id):
         return Response(status_code=304, headers=headers)
     BYTES_OUT.inc(len(body))
-    media_type = artifact.content_type or "application/octet-stream"
-    return Response(body, headers=headers, media_type=media_type)
+    return Response(body, headers=headers, media_type=served_type(artifact.content_type))
 
 
 async def artifact_response(
@@ -110,8 +152,11 @@ async def artifact_response(
     storage: ArtifactStore,
     settings: Settings,
     filename: str | None = None,
+    private: bool = False,
 ) -> Response:
-    headers = artifact_headers(artifact, filename)
+    """The artifact's bytes as a download (see ``artifact_headers``); pass
+    ``private`` for a file of a project that is not public."""
+    headers = artifact_headers(request, artifact, filename, private)
     if _etag_matches(request.headers.get("if-none-match"), artifact.id):
         return Response(status_code=304, headers=headers)
     if settings.s3_presigned_redirect:
@@ -129,7 +174,7 @@ async def artifact_response(
     if if_range and not _if_range_holds(if_range, artifact.id):
         wanted = None
     byte_range = parse_range(wanted, size)
-    media_type = artifact.content_type or "application/octet-stream"
+    media_type = served_type(artifact.content_type)
 
     if request.method == "HEAD":
         if byte_range:

@@ -7,7 +7,10 @@
 - reserved prefixes (``/api``, ``/pypi``, ``/npm``, ``/go``, ``/health``,
   ``/metrics``) never reach the app: this route does not match them at all,
   so their own 404 and 405 answers are untouched;
-- without a build, a short page says how to make one (not a 500).
+- without a build, a short page says how to make one (not a 500);
+- pages of the app carry the UI's content security policy (``default-src
+  'self'``, no inline script: headers.py); every other answer, the build's
+  other files included, keeps the strict default.
 
 ``install(app)`` runs last in ``create_app``, after every API and protocol router.
 """
@@ -21,11 +24,15 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from orchard.headers import UI_POLICY
+
 RESERVED_PREFIXES = ("/api", "/pypi", "/npm", "/go", "/health", "/metrics")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=3600"
 NO_CACHE = "no-cache"
+# The short page without a build: no script at all, its own inline styles.
+NOT_BUILT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Orchard</title>
@@ -70,7 +77,10 @@ async def serve_ui(request: Request) -> Response:
     ui_dir: Path = request.app.state.settings.ui_dir
     index = ui_dir / "index.html"
     if not index.is_file():
-        return HTMLResponse(NOT_BUILT.replace("{ui_dir}", str(ui_dir)))
+        return HTMLResponse(
+            NOT_BUILT.replace("{ui_dir}", str(ui_dir)),
+            headers={"Content-Security-Policy": NOT_BUILT_POLICY},
+        )
     path = request.path_params.get("path", "")
     found = build_file(ui_dir, path)
     if found is not None and found.name != "index.html":
@@ -78,7 +88,11 @@ async def serve_ui(request: Request) -> Response:
         return FileResponse(found, headers={"Cache-Control": cache})
     if path.startswith("assets/"):  # a stale hashed asset: no HTML in its place
         return Response("not found", status_code=404, media_type="text/plain")
-    return FileResponse(index, media_type="text/html", headers={"Cache-Control": NO_CACHE})
+    return FileResponse(
+        index,
+        media_type="text/html",
+        headers={"Cache-Control": NO_CACHE, "Content-Security-Policy": UI_POLICY},
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from orchard.auth import passwords, sessions, throttle
+from orchard.auth import credentials, passwords, sessions
 from orchard.auth.policy import require_user
+from orchard.auth.principal import check_password
 from orchard.auth.users import set_password
 from orchard.core.audit import Actor, record
 from orchard.db.models import User
@@ -41,15 +41,11 @@ async def login(body: LoginIn, request: Request, db: DbDep, settings: SettingsDe
     """Sign in; sets the session cookie and returns the CSRF token to echo
     in ``X-CSRF-Token`` on state-changing requests."""
     address = client_address(request)
-    keys = throttle.keys_for(body.username, address)
-    async with db.session() as session:
-        await throttle.check(session, keys)
-        user = await session.scalar(
-            select(User).where(User.username == body.username.strip().lower())
+    try:
+        user = await check_password(
+            db, body.username, body.password, address, settings.login_max_failures
         )
-    ok = await passwords.verify_password(user.password_hash if user else None, body.password)
-    if not ok or user is None or user.disabled:
-        await throttle.failed(db, keys, settings.login_max_failures)
+    except Unauthorized:
         async with db.transaction() as session:
             record(
                 session,
@@ -57,8 +53,7 @@ async def login(body: LoginIn, request: Request, db: DbDep, settings: SettingsDe
                 "auth.login_failed",
                 body.username.strip()[:150],
             )
-        raise Unauthorized("invalid user name or password")
-    await throttle.succeeded(db, user.username)
+        raise
     async with db.transaction() as session:
         await sessions.purge_expired(session)
         session_id, row = await sessions.start(session, user, address, settings.session_ttl)
@@ -95,7 +90,7 @@ async def login(body: LoginIn, request: Request, db: DbDep, settings: SettingsDe
 
 @router.post("/logout", status_code=204)
 async def logout(request: Request, db: DbDep, principal: CurrentPrincipal) -> Response:
-    cookie = request.cookies.get(sessions.COOKIE)
+    cookie = credentials.presented(request.scope["headers"]).session_cookie
     session_id = (
         sessions.session_id_from_cookie(request.app.state.secret_key, cookie) if cookie else None
     )

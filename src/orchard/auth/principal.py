@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy import select
 
-from orchard.auth import passwords, sessions, throttle, tokens
+from orchard.auth import credentials, passwords, sessions, throttle, tokens
 from orchard.core.audit import Actor
 from orchard.db.models import User
 from orchard.db.session import Database
@@ -111,25 +111,32 @@ async def _token(db: Database, secret: str, address: str) -> Principal:
     )
 
 
-async def _password(
+async def check_password(
     db: Database, name: str, password: str, address: str, max_failures: int
-) -> Principal:
+) -> User:
+    """The active user with this name and password, or Unauthorized; throttled
+    per user name and per address (the attempt is counted before argon2 runs)."""
     keys = throttle.keys_for(name, address)
+    await throttle.attempt(db, keys, max_failures)
     async with db.session() as session:
-        await throttle.check(session, keys)
         user = await session.scalar(select(User).where(User.username == name.strip().lower()))
     ok = await passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or user.disabled:
         await throttle.failed(db, keys, max_failures)
         raise Unauthorized("invalid user name or password")
-    return _from_user(user, "basic", address)
+    await throttle.succeeded(db, keys)
+    return user
 
 
 async def resolve(request: Request) -> Principal:
     state = request.app.state
     db: Database = state.db
     address = request.client.host if request.client else ""
-    header = request.headers.get("authorization")
+    found = credentials.presented(request.scope["headers"])
+    if found.any:
+        # Whatever is answered depended on a credential: never kept for others.
+        request.scope[credentials.SCOPE_FLAG] = True
+    header = found.authorization
     if header:
         kind, _, value = header.partition(" ")
         kind, value = kind.lower(), value.strip()
@@ -139,16 +146,20 @@ async def resolve(request: Request) -> Principal:
             name, password = _basic(value)
             if tokens.looks_like_token(password):
                 return await _token(db, password, address)
-            return await _password(db, name, password, address, state.settings.login_max_failures)
+            limit = state.settings.login_max_failures
+            user = await check_password(db, name, password, address, limit)
+            principal = _from_user(user, "basic", address)
+            _check_password_change(request, principal)
+            return principal
         raise Unauthorized("unsupported Authorization header")
-    cookie = request.cookies.get(sessions.COOKIE)
+    cookie = found.session_cookie
     if cookie:
         session_id = sessions.session_id_from_cookie(state.secret_key, cookie)
         if session_id is not None:
             async with db.session() as session:
-                found = await sessions.lookup(session, session_id)
-            if found is not None:
-                row, user = found
+                found_session = await sessions.lookup(session, session_id)
+            if found_session is not None:
+                row, user = found_session
                 principal = _from_user(user, "session", address)
                 _check_session_request(request, row.csrf_token, principal)
                 return principal
@@ -160,5 +171,11 @@ def _check_session_request(request: Request, csrf_token: str, principal: Princip
         sent = request.headers.get(sessions.CSRF_HEADER, "")
         if not hmac.compare_digest(sent, csrf_token):
             raise Forbidden("missing or wrong X-CSRF-Token for a signed-in browser request")
+    _check_password_change(request, principal)
+
+
+def _check_password_change(request: Request, principal: Principal) -> None:
+    """A user whose password must change may only change it (any credential
+    that carries the password: a session or Basic)."""
     if principal.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
         raise Forbidden("password change required: POST /api/v1/auth/password")

@@ -10,7 +10,10 @@ PyPI proxy's pages and files without FastAPI's routing: pypi/direct.py),
 and a plain ``200`` answer (a page body, or a file handed to the server by
 path) is kept for the next request. Range
 and other conditional requests, answers marked stale and everything with
-credentials always go through the application. A file's path stays valid
+credentials always go through the application: whether a request is
+anonymous is decided by auth/credentials.py, the same code authentication
+uses, and an answer is never kept when authentication saw a credential or the
+answer says ``Cache-Control: private`` or ``no-store``. A file's path stays valid
 while it is kept: blobs are only deleted by gc, after their last reference
 was deleted (a write, which drops the cache) and a grace period far longer
 than ``ORCHARD_CACHE_TTL_LOCAL``.
@@ -27,6 +30,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchard.auth.credentials import SCOPE_FLAG, presented
 from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
 from orchard.metrics import BYTES_OUT, LATENCY, REQUESTS, RouteTemplates
 
@@ -38,7 +42,6 @@ PASSIVE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CONDITIONAL = frozenset(
     {b"range", b"if-range", b"if-modified-since", b"if-match", b"if-unmodified-since"}
 )
-_SESSION = b"orchard_session="
 _NOT_IN_304 = frozenset({b"content-length", b"content-type"})
 # Bodies worth keeping: index pages and documents, not files.
 PAGE_TYPES = (b"text/", b"application/json", b"application/vnd.")
@@ -84,6 +87,7 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         accept = host = if_none_match = None
+        credentialed = False
         for name, value in scope["headers"]:
             if name == b"accept":
                 accept = value
@@ -91,13 +95,15 @@ class HotPath:
                 host = value
             elif name == b"if-none-match":
                 if_none_match = value
-            elif (
-                name == b"authorization"
-                or name in _CONDITIONAL
-                or (name == b"cookie" and _SESSION in value)
-            ):
+            elif name in _CONDITIONAL:
                 await self.app(scope, receive, send)
                 return
+            elif name == b"authorization" or name == b"cookie":
+                credentialed = True
+        # Anonymous exactly as authentication decides it (auth/credentials.py).
+        if credentialed and presented(scope["headers"]).any:
+            await self.app(scope, receive, send)
+            return
         key = (
             path,
             scope["query_string"],
@@ -161,7 +167,7 @@ class HotPath:
 
         if self.lane is None or not await self.lane(scope, receive, capture):
             await self.app(scope, receive, capture)
-        if not keep or start is None:
+        if not keep or start is None or scope.get(SCOPE_FLAG):
             return
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
         # A lane's answer had no FastAPI route in the scope: the lane names its template.
@@ -173,8 +179,14 @@ class HotPath:
 
 
 def _keepable(headers: Any) -> bool:
-    """Not a stale page (retry soon) and nothing per client (cookies)."""
-    return not any(k in (b"x-orchard-stale", b"set-cookie") for k, _ in headers)
+    """Not a stale page (retry soon), nothing per client (cookies), nothing
+    its sender marked as for one client only."""
+    for k, v in headers:
+        if k in (b"x-orchard-stale", b"set-cookie"):
+            return False
+        if k == b"cache-control" and (b"private" in v or b"no-store" in v):
+            return False
+    return True
 
 
 def _page(headers: Any) -> bool:

@@ -10,15 +10,16 @@ import os
 import secrets
 from pathlib import Path
 
+from orchard.db.session import prepare_data_dir
 from orchard.settings import Settings
 
 
 def secret_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
+    prepare_data_dir(settings)  # 0700, and an existing key file 0600
     path = settings.data_dir / "secret.key"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         _write_new_key(path)
     return path.read_bytes().strip()
 

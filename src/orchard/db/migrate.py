@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from orchard.db.session import sync_url
+from orchard.db.session import prepare_data_dir, sync_url
 from orchard.errors import ConfigurationError
 from orchard.settings import Settings
 
@@ -26,7 +26,7 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     """Migrate; an unreachable or unusable database is a ConfigurationError
     that names ORCHARD_DATABASE_URL."""
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings)
     try:
         command.upgrade(alembic_config(settings), revision)
     except (OperationalError, InterfaceError, OSError) as exc:

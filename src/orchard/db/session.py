@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +40,8 @@ from orchard.settings import Settings
 
 if TYPE_CHECKING:
     import aiosqlite
+
+log = logging.getLogger("orchard.db")
 
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for its turn (also PRAGMA busy_timeout)
 
@@ -64,6 +68,64 @@ def sync_url(url: str) -> str:
     if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         return str(u.set(drivername="postgresql+psycopg"))
     return url
+
+
+# The data dir holds the embedded database, the secret key and the blobs:
+# only Orchard's user may enter it. With ORCHARD_ACCEL_REDIRECT, nginx's
+# workers (in Orchard's group) must traverse it to reach blobs/.
+DATA_DIR_MODE = 0o700
+ACCEL_DATA_DIR_MODE = 0o710
+SECRET_FILE_MODE = 0o600  # the SQLite files and secret.key
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The embedded database's file, if the database is a SQLite file."""
+    if not settings.is_sqlite:
+        return None
+    path = make_url(settings.effective_database_url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def _tighten(path: Path, allowed: int, changed: list[str]) -> None:
+    """Remove the permission bits of ``path`` beyond ``allowed``."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & ~allowed:
+        try:
+            path.chmod(mode & allowed)
+            changed.append(f"{path} {mode:04o}->{mode & allowed:04o}")
+        except OSError as exc:
+            changed.append(f"{path} {mode:04o} (cannot change: {exc.strerror})")
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data dir (0700; 0710 with ORCHARD_ACCEL_REDIRECT) and the
+    embedded database file (0600) if missing, and take away the permissions
+    that existing ones (also the database's -wal/-shm files and secret.key)
+    have beyond those, with one warning line. Idempotent and cheap: the
+    server, ``orchard db upgrade`` and the key loader each call it."""
+    dir_mode = ACCEL_DATA_DIR_MODE if settings.accel_redirect else DATA_DIR_MODE
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    changed: list[str] = []
+    _tighten(data_dir, dir_mode, changed)
+    database = sqlite_file(settings)
+    if database is not None and database.parent.is_dir():
+        with contextlib.suppress(FileExistsError):  # SQLite takes an empty file as new
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_FILE_MODE))
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _tighten(database.with_name(database.name + suffix), SECRET_FILE_MODE, changed)
+    _tighten(data_dir / "secret.key", SECRET_FILE_MODE, changed)
+    if changed:
+        log.warning(
+            "took away group and other permissions from the data dir: %s",
+            "; ".join(changed),
+            extra={"event": "permissions"},
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -126,7 +188,7 @@ def make_engine(settings: Settings, *, immediate: bool = False) -> AsyncEngine:
     except Exception as exc:
         raise ConfigurationError(f"ORCHARD_DATABASE_URL is not a database URL: {exc}") from exc
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings)
         engine = create_async_engine(url, pool_size=20, max_overflow=40, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         path = make_url(url).database
@@ -162,6 +224,8 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if not settings.is_sqlite:  # (make_engine prepares it for SQLite)
+            prepare_data_dir(settings)  # staging, the near-cache stamp, secret.key
         self.engine = make_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.write_engine = make_engine(settings, immediate=True) if self.is_sqlite else self.engine

@@ -35,9 +35,17 @@ FAILURE_RETRY = 30  # seconds before failed upstreams are asked again
 UNLISTED_RETRY = 30  # at most one refresh per page and this many seconds for unlisted files
 
 
+def entry_key(source: Source) -> str:
+    """What a source's cached answer was made under: its URL, and the file
+    hosts its links were filtered by (a change to either refetches the page)."""
+    if not source.file_hosts:
+        return source.url
+    return f"{source.url} {' '.join(source.file_hosts)}"
+
+
 @dataclass
 class SourceEntry:
-    url: str  # the source's URL when it answered (a changed URL invalidates)
+    url: str  # entry_key of the source when it answered (a change invalidates)
     files: list[UpstreamFile] = field(default_factory=list)
     etag: str | None = None
     last_modified: str | None = None
@@ -127,7 +135,7 @@ def merge(index: CachedIndex, sources: list[Source], stale: bool) -> MergedIndex
     present = False
     for source in sources:
         entry = index.sources.get(source.name)
-        if entry is None or entry.url != source.url:
+        if entry is None or entry.url != entry_key(source):
             continue
         present = present or not entry.missing
         for f in entry.files:
@@ -174,7 +182,11 @@ async def _refresh(
     ctx: UpstreamContext, name: str, sources: list[Source], cached: CachedIndex | None
 ) -> CachedIndex:
     old = cached.sources if cached else {}
-    prevs = [old[s.name] if s.name in old and old[s.name].url == s.url else None for s in sources]
+    keys = [entry_key(s) for s in sources]
+    prevs = [
+        old[s.name] if s.name in old and old[s.name].url == key else None
+        for s, key in zip(sources, keys, strict=True)
+    ]
     pages = await asyncio.gather(
         *(_ask(ctx, s, name, p) for s, p in zip(sources, prevs, strict=True))
     )
@@ -183,10 +195,10 @@ async def _refresh(
     for source, prev, page in zip(sources, prevs, pages, strict=True):
         if page.status == "ok":
             entries[source.name] = SourceEntry(
-                source.url, page.files, page.etag, page.last_modified
+                entry_key(source), page.files, page.etag, page.last_modified
             )
         elif page.status == "missing":
-            entries[source.name] = SourceEntry(source.url, missing=True)
+            entries[source.name] = SourceEntry(entry_key(source), missing=True)
         elif page.status == "not_modified" and prev is not None:
             entries[source.name] = prev
         else:

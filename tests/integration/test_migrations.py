@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from orchard.db.base import Base
 from orchard.db.migrate import downgrade, upgrade
@@ -123,5 +124,34 @@ def test_triggers_alone_keep_ref_count(fresh_settings: Settings) -> None:
             conn.execute(text("DELETE FROM projects WHERE id = 1"))  # cascades to everything
             assert ref_count(conn, "a" * 64) == 0
             assert ref_count(conn, "b" * 64) == 0
+    finally:
+        engine.dispose()
+
+
+def test_case_insensitive_names_upgrade_refuses_existing_collisions(
+    fresh_settings: Settings,
+) -> None:
+    """0005 stops with the colliding names rather than pick one to drop; once
+    the operator renames one, it completes."""
+    upgrade(fresh_settings, "0004")
+    engine = _engine(fresh_settings)
+    now = "2026-01-01 00:00:00"
+    try:
+        with engine.begin() as conn:
+            for pid, name in ((1, "Twin"), (2, "twin")):
+                conn.execute(text(
+                    "INSERT INTO projects (id, name, description, is_public, upstream, builtin,"
+                    " created_at, updated_at) VALUES (:i, :n, '', true, true, false, :t, :t)"
+                ), {"i": pid, "n": name, "t": now})
+        with pytest.raises(RuntimeError, match="'twin'"):
+            upgrade(fresh_settings)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE projects SET name = 'twin2' WHERE id = 2"))
+        upgrade(fresh_settings)
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO projects (id, name, description, is_public, upstream, builtin,"
+                " created_at, updated_at) VALUES (3, 'TWIN', '', true, true, false, :t, :t)"
+            ), {"t": now})
     finally:
         engine.dispose()

@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 # Modules that libraries import only to offer something a server never uses,
@@ -44,6 +45,14 @@ ARENA_MAX = 2
 # background thread purges them after about a second, without the cost in
 # throughput of purging at once (dirty_decay_ms:0 halves it).
 JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000"
+
+MIN_BACKLOG = 128  # granian refuses less
+MAX_HEADER_TIMEOUT_MS = 60_000  # granian refuses more
+# hyper's HTTP/1 buffers grow up to this per connection. granian's default
+# (408 KiB) made 1,000 slow readers of a large download hold 680 MB; with
+# 64 KiB they hold about 320 MB (8 KiB saved little more and reads uploads
+# in 8 KiB messages). See docs/operations.md, "Connection limits".
+HTTP1_BUFFER_SIZE = 64 * 1024
 
 
 def tune_malloc() -> None:
@@ -153,7 +162,40 @@ async def _serve_here(options: dict[str, Any]) -> int:
     return 0
 
 
-def serve(host: str, port: int, workers: int = 1, io_threads: int = 2) -> int:
+@dataclass(frozen=True)
+class Limits:
+    """What one slow or idle client may hold, from the ``ORCHARD_SERVER_*`` settings.
+
+    granian's embedded server otherwise listens with a backlog of 128 and
+    handles as many requests at once: 128 slow clients (readers of a large
+    download, senders of headers a line a second, trickling uploads) then
+    held every slot and ``/health`` waited behind them.
+    """
+
+    backlog: int = 2048  # connections the kernel queues before they are accepted
+    backpressure: int = 8192  # requests handled at once per worker process
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    # Seconds an idle keep-alive connection stays open. granian's HTTP/1 has
+    # no timer of its own for it: hyper's header read timer also runs while
+    # a kept-alive connection waits for its next request, so the shorter of
+    # the two closes an idle connection.
+    keepalive_timeout: float = 30.0
+
+    def http1(self) -> Any:
+        from granian.http import HTTP1Settings
+
+        seconds = min(self.header_timeout, self.keepalive_timeout)
+        milliseconds = min(MAX_HEADER_TIMEOUT_MS, max(1, round(seconds * 1000)))
+        return HTTP1Settings(
+            header_read_timeout=milliseconds,
+            keep_alive=True,
+            max_buffer_size=HTTP1_BUFFER_SIZE,
+        )
+
+
+def serve(
+    host: str, port: int, workers: int = 1, io_threads: int = 2, limits: Limits | None = None
+) -> int:
     """Serve Orchard on ``host:port``; returns the process exit code.
 
     ``io_threads``: granian's threads for blocking I/O, such as reading the
@@ -163,12 +205,16 @@ def serve(host: str, port: int, workers: int = 1, io_threads: int = 2) -> int:
     tune_malloc()
     from granian.constants import Interfaces
 
+    limits = limits or Limits()
     options: dict[str, Any] = {
         "address": host,
         "port": port,
         "interface": Interfaces.ASGI,
         "log_access": False,
         "runtime_blocking_threads": max(1, io_threads),
+        "backlog": max(MIN_BACKLOG, limits.backlog),
+        "backpressure": max(1, limits.backpressure),
+        "http1_settings": limits.http1(),
     }
     _configure_granian_logging()
     if workers <= 1:
@@ -192,8 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--io-threads", type=int, default=2)
+    defaults = Limits()
+    parser.add_argument("--backlog", type=int, default=defaults.backlog)
+    parser.add_argument("--backpressure", type=int, default=defaults.backpressure)
+    parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout)
+    parser.add_argument("--keepalive-timeout", type=float, default=defaults.keepalive_timeout)
     args = parser.parse_args(argv)
-    return serve(args.host, args.port, args.workers, args.io_threads)
+    limits = Limits(args.backlog, args.backpressure, args.header_timeout, args.keepalive_timeout)
+    return serve(args.host, args.port, args.workers, args.io_threads, limits)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ def serve(
     sys.stderr.flush()
     args = ["--host", host, "--port", str(port), "--workers", str(workers)]
     args += ["--io-threads", str(settings.server_io_threads)]
+    # Connection limits and timeouts: a slow client costs one connection.
+    args += ["--backlog", str(settings.server_backlog)]
+    args += ["--backpressure", str(settings.server_backpressure)]
+    args += ["--header-timeout", str(settings.server_header_timeout)]
+    args += ["--keepalive-timeout", str(settings.server_keepalive_timeout)]
     os.execv(sys.executable, [sys.executable, "-m", "orchard.server", *args])
 
 

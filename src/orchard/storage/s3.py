@@ -60,6 +60,10 @@ _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "SlowDown", "RequestTimeout"}
 _TRANSIENT_CODES |= {"RequestLimitExceeded", "InternalError", "ServiceUnavailable"}
 _PART_SIZE = 8 * 1024 * 1024  # multipart threshold and part size of uploads
+# A download is read from S3 in pieces this small: the server queues about one
+# piece per connection (granian), so a client that reads slowly holds little
+# memory; the whole object is never read ahead of it.
+READ_SIZE = 64 * 1024
 
 
 def _status(exc: ClientError) -> int:
@@ -309,7 +313,7 @@ class S3Store:
         try:
             while True:
                 try:
-                    chunk = await anyio.to_thread.run_sync(body.read, CHUNK_SIZE)
+                    chunk = await anyio.to_thread.run_sync(body.read, READ_SIZE)
                 except (BotoCoreError, OSError) as exc:
                     raise StorageError(f"S3 bucket {self.bucket!r}: reading {key}: {exc}") from exc
                 if not chunk:

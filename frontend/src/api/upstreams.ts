@@ -14,6 +14,8 @@ export interface Upstream {
   auth_type?: string;
   username?: string;
   has_credentials?: boolean;
+  /** Hosts besides the source's own origin that its pages may link files to; empty: any public https host. */
+  file_hosts?: string[];
   source?: string; // "settings" | "database"
   status?: string;
   [key: string]: unknown;
@@ -29,7 +31,10 @@ export interface UpstreamIn {
   username?: string;
   password?: string;
   token?: string;
+  file_hosts?: string[];
 }
+
+export type UpstreamPatch = Partial<Omit<UpstreamIn, "name" | "ecosystem">>;
 
 export interface ConnectionTest {
   ok?: boolean;
@@ -66,6 +71,25 @@ export async function listUpstreams(): Promise<Upstream[]> {
 
 export function createUpstream(body: UpstreamIn): Promise<Upstream> {
   return requestJson<Upstream>("POST", BASE, body);
+}
+
+export function updateUpstream(u: Upstream, patch: UpstreamPatch): Promise<Upstream> {
+  return requestJson<Upstream>("PATCH", `${BASE}/${upstreamKey(u)}`, patch);
+}
+
+/** Allowed file hosts typed as one line ("a.example, b.example:8443"): trimmed, lower-case, no duplicates. */
+export function parseHosts(text: string): string[] {
+  const hosts: string[] = [];
+  for (const part of text.split(/[\s,]+/)) {
+    const host = part.trim().toLowerCase();
+    if (host && !hosts.includes(host)) hosts.push(host);
+  }
+  return hosts;
+}
+
+/** How a source's allowed file hosts read in the table. */
+export function describeHosts(hosts: string[] | undefined): string {
+  return hosts && hosts.length ? hosts.join(", ") : "any public https host";
 }
 
 export function deleteUpstream(u: Upstream): Promise<void> {

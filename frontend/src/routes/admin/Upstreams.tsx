@@ -3,10 +3,13 @@ import { useState, type FormEvent } from "react";
 import {
   createUpstream,
   deleteUpstream,
+  describeHosts,
   describeTest,
   isMissingApi,
   listUpstreams,
+  parseHosts,
   testUpstream,
+  updateUpstream,
   type Upstream,
   type UpstreamIn,
 } from "../../api/upstreams";
@@ -17,10 +20,60 @@ import { useLoad } from "../../lib/useLoad";
 
 const EMPTY: UpstreamIn = { name: "", ecosystem: "pypi", url: "", priority: 10, enabled: true, auth_type: "none" };
 
+/** The allowed file hosts of one source: shown, and editable for database sources. */
+export function FileHosts({ upstream, onSaved }: { upstream: Upstream; onSaved: () => void }) {
+  const [editing, setEditing] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const hosts = upstream.file_hosts;
+
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    try {
+      await updateUpstream(upstream, { file_hosts: parseHosts(editing ?? "") });
+      setEditing(null);
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  if (editing !== null) {
+    return (
+      <form className="row" onSubmit={save} aria-label={`File hosts of ${upstream.name}`}>
+        <input
+          name="file_hosts"
+          value={editing}
+          onChange={(e) => setEditing(e.target.value)}
+          placeholder="files.example, cdn.example:8443"
+          aria-label={`Allowed file hosts of ${upstream.name}`}
+        />
+        <button type="submit" className="small">Save</button>
+        <button type="button" className="small" onClick={() => setEditing(null)}>Cancel</button>
+        <ErrorBox error={error} />
+      </form>
+    );
+  }
+  return (
+    <span data-testid="file-hosts">
+      <span className={hosts && hosts.length ? "" : "muted"}>{describeHosts(hosts)}</span>
+      {upstream.source !== "settings" ? (
+        <>
+          {" "}
+          <button type="button" className="small" onClick={() => setEditing((hosts ?? []).join(", "))} aria-label={`Edit file hosts of ${upstream.name}`}>
+            Edit
+          </button>
+        </>
+      ) : null}
+    </span>
+  );
+}
+
 export function UpstreamsPage() {
   const state = useLoad(listUpstreams, []);
   const [form, setForm] = useState<UpstreamIn>(EMPTY);
   const [secret, setSecret] = useState("");
+  const [hostsText, setHostsText] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [tests, setTests] = useState<Record<string, { ok: boolean; text: string } | "running">>({});
   const missing = isMissingApi(state.error);
@@ -28,7 +81,7 @@ export function UpstreamsPage() {
   async function create(e: FormEvent) {
     e.preventDefault();
     setError(null);
-    const body: UpstreamIn = { ...form, name: form.name.trim(), url: form.url.trim() };
+    const body: UpstreamIn = { ...form, name: form.name.trim(), url: form.url.trim(), file_hosts: parseHosts(hostsText) };
     if (form.auth_type === "basic") body.password = secret;
     if (form.auth_type === "bearer") body.token = secret;
     if (form.auth_type === "none") delete body.username;
@@ -36,6 +89,7 @@ export function UpstreamsPage() {
       await createUpstream(body);
       setForm(EMPTY);
       setSecret("");
+      setHostsText("");
       state.reload();
     } catch (err) {
       setError(err);
@@ -94,6 +148,7 @@ export function UpstreamsPage() {
                 <th scope="col">Name</th>
                 <th scope="col">Ecosystem</th>
                 <th scope="col">URL</th>
+                <th scope="col">File hosts</th>
                 <th scope="col">Priority</th>
                 <th scope="col">State</th>
                 <th scope="col">Connection</th>
@@ -108,6 +163,7 @@ export function UpstreamsPage() {
                     <td>{u.name}{u.source === "settings" ? <span className="pill neutral">settings</span> : null}</td>
                     <td>{u.ecosystem ?? "—"}{u.auth_type && u.auth_type !== "none" ? <span className="pill neutral">{u.auth_type}{u.has_credentials ? " ✓" : ""}</span> : null}</td>
                     <td className="wrap"><code>{u.url}</code></td>
+                    <td className="wrap"><FileHosts upstream={u} onSaved={state.reload} /></td>
                     <td>{u.priority ?? "—"}</td>
                     <td><StatusPill status={u.enabled === false ? "disabled" : "enabled"} /></td>
                     <td aria-live="polite">
@@ -151,6 +207,14 @@ export function UpstreamsPage() {
             URL
             <input name="url" type="url" value={form.url} onChange={(e) => set("url", e.target.value)} required placeholder="https://registry.internal.example/simple/" />
           </label>
+          <label>
+            Allowed file hosts
+            <input name="file_hosts" value={hostsText} onChange={(e) => setHostsText(e.target.value)} placeholder="files.example, cdn.example:8443" aria-describedby="file-hosts-help" />
+          </label>
+          <p className="muted" id="file-hosts-help">
+            Hosts (host or host:port) besides the source's own that its pages may link files to. Empty: any https host
+            with public addresses only.
+          </p>
           <div className="grid three">
             <label>
               Authentication

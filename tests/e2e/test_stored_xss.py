@@ -183,3 +183,48 @@ def test_uploaded_pages_do_not_run(
             assert len(beacon.wait_for_reports(i, 10)) == i, name
     finally:
         context.close()
+
+
+SWAGGER_STUB = """
+window.SwaggerUIBundle = function (config) { window.swaggerConfigUrl = config.url; };
+window.SwaggerUIBundle.presets = {apis: {}};
+window.SwaggerUIBundle.SwaggerUIStandalonePreset = {};
+"""
+
+
+def test_api_docs_page_runs_under_its_policy(
+    live_server: LiveServer, browser: object  # noqa: F811
+) -> None:
+    """/api/v1/docs loads Swagger UI's script from the address FastAPI names
+    and runs one inline script; its policy allows exactly these. The browser
+    never leaves loopback: the script's request is answered here by a stub."""
+    from playwright.sync_api import Route
+
+    base = live_server.url
+    stubbed: list[str] = []
+
+    def answer(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(base):
+            route.continue_()
+        elif url.endswith("/swagger-ui-bundle.js"):
+            stubbed.append(url)
+            route.fulfill(status=200, content_type="text/javascript", body=SWAGGER_STUB)
+        else:
+            route.fulfill(status=404, body="")
+
+    context = browser.new_context()  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        context.route("**/*", answer)
+        page = context.new_page()
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        page.goto(f"{base}/api/v1/docs", wait_until="load")
+        # The inline script ran (and called the stub) by the time "load" fired.
+        assert page.evaluate("() => window.swaggerConfigUrl ?? null") == "/api/v1/openapi.json"
+        assert len(stubbed) == 1
+        assert [v for v in violations if "script" in v] == []
+    finally:
+        context.close()

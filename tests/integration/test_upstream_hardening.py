@@ -468,3 +468,32 @@ async def test_restricted_token_sees_no_upstream_urls(
     assert all("url" not in u for u in restricted.json()["upstreams"])
     assert str(fake.port) not in restricted.text
     assert str(fake.port) in (await client.get("/health")).text
+
+
+@pytest.mark.parametrize("kind", ["direct", "proxied"])
+async def test_both_transports_obey_the_rule(kind: str, victim: Victim) -> None:
+    """The lean client and the httpx one (used behind a forward proxy) refuse
+    a URL the rule does not allow before connecting, and fetch a trusted one."""
+    from orchard.upstream.http11 import BlockedAddress, Limits, Pool
+    from orchard.upstream.proxied import ProxiedPool
+
+    limits = Limits(
+        max_connections=4, max_keepalive=2, connect_timeout=2.0, read_timeout=2.0, user_agent="test"
+    )
+    pool = Pool(limits) if kind == "direct" else ProxiedPool(limits)
+    own = f"http://127.0.0.1:{victim.port}"
+    try:
+        for url in (
+            f"http://127.0.0.1:{victim.port + 1}/x",
+            f"https://127.0.0.1:{victim.port}/x",
+            f"https://localhost:{victim.port}/x",
+        ):
+            with pytest.raises(BlockedAddress):
+                async with pool.stream("GET", url, None, LinkRule("http://up.example/simple")):
+                    pass
+        assert victim.connections == 0
+        async with pool.stream("GET", f"{own}/ok", None, LinkRule(f"{own}/simple")) as response:
+            assert response.status_code == 200
+        assert victim.hits == ["/ok"]
+    finally:
+        await pool.aclose()

@@ -83,7 +83,9 @@ async def health(request: Request) -> JSONResponse:
         "cache": cache,
         "http_pool": pool,
     }
-    return JSONResponse(body, status_code=200 if core_ok else 503)
+    # what it shows depends on who asks: never kept by a cache
+    headers = {"Cache-Control": "no-store"}
+    return JSONResponse(body, status_code=200 if core_ok else 503, headers=headers)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from orchard.db.base import utcnow
+from orchard.settings import Settings
 from tests import support
 from tests.support import bearer, make_project, make_token, make_user
 
@@ -132,3 +133,11 @@ async def test_read_token_of_an_administrator_changes_no_user(
     assert r.status_code == 403, r.text
     r = await http.get("/api/v1/users/dora", headers=bearer(read))
     assert r.status_code == 200 and r.json()["is_admin"] is False
+
+
+async def test_cli_huge_token_id_is_not_found(app: Any, settings: Settings) -> None:
+    from tests.integration.test_cli import orchard_async
+
+    result = await orchard_async(settings, "token", "revoke", "9" * 30)
+    assert result.returncode == 1, result.stderr
+    assert "not found" in result.stderr and "Traceback" not in result.stderr

@@ -46,7 +46,7 @@ class TokenCreated(TokenOut):
     token: str = Field(description="the secret; shown only now")
 
 
-TokenId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+TokenId = Annotated[int, Path(ge=1, le=tokens.MAX_TOKEN_ID)]
 
 
 def _no_token_minting(principal: Principal) -> None:

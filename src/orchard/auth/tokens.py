@@ -163,7 +163,12 @@ async def revoke(session: AsyncSession, actor: Actor, token: ApiToken) -> None:
         await session.flush()
 
 
+MAX_TOKEN_ID = 2**31 - 1  # ids are 32-bit integers: a bigger one is no token
+
+
 async def get_token(session: AsyncSession, token_id: int) -> ApiToken:
+    if not 1 <= token_id <= MAX_TOKEN_ID:  # a huge one would overflow SQLite's integer
+        raise NotFound(f"token {token_id} not found")
     row = await session.get(ApiToken, token_id)
     if row is None:
         raise NotFound(f"token {token_id} not found")

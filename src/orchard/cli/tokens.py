@@ -24,7 +24,9 @@ def create(
     user: str = typer.Option(..., "--user", help="owner"),
     name: str = typer.Option(..., "--name", help="label"),
     scope: str = typer.Option("read", "--scope", help="read or write"),
-    expires_days: int | None = typer.Option(None, "--expires-days", help="default: never"),
+    expires_days: int | None = typer.Option(
+        None, "--expires-days", min=1, max=36500, help="default: never"
+    ),
     project: list[str] | None = typer.Option(None, "--project", help="restrict (repeatable)"),
 ) -> None:
     """Create a token; the token is the last word of the output."""

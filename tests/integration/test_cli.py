@@ -167,9 +167,13 @@ async def test_upload_and_download(
     assert sha in down.stdout
     assert not out.with_name("big.bin.part").exists()
 
+    # The same bytes elsewhere are stored once, but the answer does not say so.
+    elsewhere = await orchard_async(settings, "upload", "p", "pkg", "1.1", str(big), *remote)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "already" not in elsewhere.stdout
     again = await orchard_async(settings, "upload", "p", "pkg", "1.1", str(big), *remote)
     assert again.returncode == 0, again.stderr
-    assert "(already stored: deduplicated)" in again.stdout
+    assert "(already there, same content)" in again.stdout
 
     chunked = tmp_path / "chunked.bin"
     chunked_data = os.urandom(3 * MiB + 7)

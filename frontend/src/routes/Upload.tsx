@@ -174,7 +174,7 @@ export function UploadPage() {
               {it.result ? (
                 <p role="status" className="success">
                   Stored as <Link to={`/artifacts/${it.result.sha256}`}><code>{shortHash(it.result.sha256)}</code></Link>
-                  {it.result.deduplicated ? " (already stored: deduplicated)" : ""} ·{" "}
+                  {it.result.created ? "" : " (this file was already there, with the same content)"} ·{" "}
                   <Link to={`${target}/versions/${encodeURIComponent(it.result.version)}`}>view version {it.result.version}</Link>
                 </p>
               ) : null}

@@ -23,7 +23,7 @@ async def list_audit(
     target: str | None = Query(None, max_length=500, description="prefix of the target"),
     limit: int = Query(100, ge=1, le=1000),
     before: int | None = Query(
-        None, ge=0, le=2**63 - 1, description="entries with an id below this"
+        None, ge=0, le=2**31 - 1, description="entries with an id below this (ids are 32-bit)"
     ),
 ) -> list[AuditOut]:
     require_admin(principal)

@@ -7,8 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from orchard.errors import (
     OrchardError,
@@ -63,6 +64,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
 
 
+async def _incomplete_body(request: Request, exc: Exception) -> JSONResponse:
+    # The client closed its side before the body was complete (fewer bytes
+    # than its Content-Length, a malformed chunk, a cancelled upload). The
+    # partial bytes were discarded on the way here; one line says so, and the
+    # answer goes to a client that may still be listening.
+    log.info(
+        "request body ended early; answered 400",
+        extra={
+            "event": "incomplete_body",
+            "method": request.method,
+            "path": request.url.path,
+        },
+    )
+    return error_response(
+        400, "incomplete_body", "the request body ended before it was complete"
+    )
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (out of its column's range, too long): bad
+    # input that a check missed, not an outage. Logged, to be checked sooner.
+    log.warning("database refused a value: %s", exc.__class__.__name__, extra={"event": "error"})
+    return error_response(400, "invalid_input", "a value is out of the range the server accepts")
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database error: %s", exc.__class__.__name__, extra={"event": "error"})
     return error_response(503, "database_unavailable", "the database is unavailable")
@@ -85,6 +111,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(ClientDisconnect, _incomplete_body)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _backend_error)

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from orchard.api.downloads import artifact_response
-from orchard.api.schemas import UploadOut
 from orchard.api.urls import file_url
 from orchard.auth.policy import project_for
 from orchard.auth.principal import Principal
@@ -26,6 +26,28 @@ from orchard.storage.base import ArtifactStore, StagedBlob
 router = APIRouter(tags=["files"])
 
 FILE = "/project/{project}/packages/{package}/versions/{version}/files/{filename}"
+
+
+class UploadOut(BaseModel):
+    """The answer to an upload: the file and its hashes, nothing more.
+
+    Whether the bytes were already stored (deduplication) and how many files
+    share them stay internal: the bytes may be stored for a project the
+    uploader cannot read, and the answer must not tell. ``created`` is false
+    when this very file (same path, same bytes) was already there, which the
+    uploader can see anyway."""
+
+    project: str
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    md5: str
+    sha1: str
+    sha512: str
+    created: bool
+    url: str
 
 
 def guess_content_type(filename: str, declared: str | None) -> str:
@@ -104,8 +126,6 @@ def upload_response(request: Request, result: StoredFile) -> JSONResponse:
         md5=a.md5,
         sha1=a.sha1,
         sha512=a.sha512,
-        ref_count=a.ref_count,
-        deduplicated=result.deduplicated,
         created=result.created,
         url=file_url(request, result.project, result.package, result.version, result.filename),
     )

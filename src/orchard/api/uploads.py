@@ -7,8 +7,14 @@ import re
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from orchard.api.files import check_target, guess_content_type, store_staged, upload_response
-from orchard.api.schemas import UploadComplete, UploadOut, UploadSessionIn, UploadSessionOut
+from orchard.api.files import (
+    UploadOut,
+    check_target,
+    guess_content_type,
+    store_staged,
+    upload_response,
+)
+from orchard.api.schemas import UploadComplete, UploadSessionIn, UploadSessionOut
 from orchard.auth.policy import project_for, require_write_scope
 from orchard.auth.principal import Principal
 from orchard.core import uploads
@@ -19,7 +25,10 @@ from orchard.errors import ChecksumMismatch, Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["uploads"])
 
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+# ASCII digits only (``\d`` and ``str.isdigit`` take other scripts' digits
+# too), and at most 19 of them: an offset is a 64-bit number.
+_OFFSET = re.compile(r"[0-9]{1,19}")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)")
 
 
 def session_out(row: UploadSession) -> JSONResponse:
@@ -37,14 +46,18 @@ def session_out(row: UploadSession) -> JSONResponse:
 
 
 def requested_offset(upload_offset: str | None, content_range: str | None) -> int:
+    """Where a chunk starts: its ``Upload-Offset``, else the start of its
+    ``Content-Range``; anything else is a 400."""
     if upload_offset is not None:
-        if not upload_offset.isdigit():
-            raise InvalidInput("Upload-Offset must be a non-negative integer")
+        if _OFFSET.fullmatch(upload_offset.strip()) is None:
+            raise InvalidInput("Upload-Offset must be a non-negative integer of at most 19 digits")
         return int(upload_offset)
     if content_range is not None:
         match = _CONTENT_RANGE.fullmatch(content_range.strip())
         if match is None:
-            raise InvalidInput("Content-Range must read 'bytes START-END/TOTAL'")
+            raise InvalidInput(
+                "Content-Range must read 'bytes START-END/TOTAL' (numbers of at most 19 digits)"
+            )
         return int(match.group(1))
     raise InvalidInput("a chunk needs an Upload-Offset (or Content-Range) header")
 

@@ -14,7 +14,8 @@ Public, shared by hosted uploads and the caching proxy:
 Archives are untrusted. The member read is bounded (``MAX_METADATA``) by
 declared size and by bytes actually read; a zip's declared uncompressed
 total is capped (``MAX_TOTAL``), and so are the bytes decompressed while
-scanning a tarball; unsafe member paths (absolute, ``..``), links in place
+scanning a tarball; unsafe member paths (absolute, ``..``) and members
+without a name (``""``, ``.``, ``./``), links in place
 of the metadata file, truncated or corrupt archives: all are InvalidInput,
 never a crash and never a hang.
 """
@@ -60,6 +61,8 @@ class CoreMetadata:
 
 def _safe(name: str) -> PurePosixPath:
     path = PurePosixPath(name)
+    if not path.parts:  # "", "." or "./": a member without a name
+        raise InvalidInput(f"archive member {name!r} has no name")
     if name.startswith(("/", "\\")) or ".." in path.parts or "\\" in name or ":" in path.parts[0]:
         raise InvalidInput(f"archive member {name!r} has an unsafe path")
     return path
@@ -171,6 +174,7 @@ _CORRUPT = (
     NotImplementedError,  # an unsupported zip compression method
     RuntimeError,  # an encrypted zip member
     KeyError,
+    IndexError,
     UnicodeError,
 )
 

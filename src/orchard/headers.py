@@ -31,6 +31,7 @@ import base64
 import hashlib
 import inspect
 import re
+from collections.abc import Iterable
 
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -53,8 +54,8 @@ _ALWAYS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 )
-_ALWAYS_NAMES = frozenset(name for name, _ in _ALWAYS)
 _WITH_POLICY = [*_ALWAYS, (_CSP, STRICT_POLICY.encode())]
+_OURS = frozenset(name for name, _ in _WITH_POLICY)
 
 
 def _private(value: bytes) -> bytes:
@@ -66,6 +67,14 @@ def _private(value: bytes) -> bytes:
     return b", ".join([b"private", *parts])
 
 
+def _privately(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with a Cache-Control that no shared cache may keep."""
+    out = [(k, _private(v)) if k == _CACHE else (k, v) for k, v in headers]
+    if not any(k == _CACHE for k, _ in out):
+        out.append((_CACHE, b"private"))
+    return out
+
+
 def secure(send: Send, scope: Scope) -> Send:
     """``send`` for one HTTP request, adding the headers of the module
     docstring to the answer's start."""
@@ -74,18 +83,11 @@ def secure(send: Send, scope: Scope) -> Send:
         if message["type"] == "http.response.start":
             headers = message.get("headers", ())
             added = _WITH_POLICY
-            cache_at = -1
-            for i, (name, _) in enumerate(headers):
-                if name == _CACHE:
-                    cache_at = i
-                elif name == _CSP or name in _ALWAYS_NAMES:  # the handler's word stands
+            for name, _ in headers:
+                if name in _OURS:  # set by the handler (a page's own policy): its word stands
                     added = [h for h in added if h[0] != name]
             if scope.get(CREDENTIALED):
-                headers = list(headers)
-                if cache_at >= 0:
-                    headers[cache_at] = (_CACHE, _private(headers[cache_at][1]))
-                else:
-                    headers.append((_CACHE, b"private"))
+                headers = _privately(headers)
             message = {**message, "headers": [*headers, *added]}
         await send(message)
 

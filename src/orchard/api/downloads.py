@@ -67,12 +67,16 @@ def _shown(header: str) -> str:
     return repr(header if len(header) <= 80 else header[:77] + "...")
 
 
+def _plain(c: str) -> str:
+    if c > "~":
+        return "?"
+    return c if c >= " " and c not in '"\\' else "_"
+
+
 def content_disposition(filename: str) -> str:
     """``attachment`` with the name (RFC 6266): a plain ASCII fallback and
     the exact name in RFC 5987 form."""
-    ascii_name = "".join(
-        c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename
-    )
+    ascii_name = "".join(_plain(c) for c in filename)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

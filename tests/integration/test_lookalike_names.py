@@ -126,3 +126,24 @@ async def test_database_refuses_case_variants(app: Any, client: httpx.AsyncClien
                 )
             )
             await session.flush()
+
+
+async def test_case_clash_check_names_the_existing_file(
+    app: Any, client: httpx.AsyncClient
+) -> None:
+    """``catalog.refuse_case_clash``: the clear message for uploads."""
+    from orchard.core import catalog
+    from orchard.errors import Conflict
+
+    await client.post(f"{API}/projects", json={"name": "p"})
+    r = await client.put(file_url("p", "1.0", "README.txt"), content=b"one")
+    assert r.status_code == 201, r.text
+    async with app.state.db.session() as session:
+        project = await catalog.get_project(session, "p")
+        version = await catalog.get_version(
+            session, await catalog.get_package(session, project, "lib"), "1.0"
+        )
+        await catalog.refuse_case_clash(session, version, "README.txt")  # the same name
+        await catalog.refuse_case_clash(session, version, "other.txt")
+        with pytest.raises(Conflict, match=r"'README\.txt'"):
+            await catalog.refuse_case_clash(session, version, "readme.TXT")

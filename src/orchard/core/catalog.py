@@ -335,7 +335,7 @@ async def refuse_case_clash(session: AsyncSession, version: Version, filename: s
         select(File.filename)
         .where(
             File.version_id == version.id,
-            func.lower(File.filename) == filename.lower(),
+            func.lower(File.filename) == func.lower(filename),  # as the index folds
             File.filename != filename,
         )
         .limit(1)

@@ -246,6 +246,10 @@ async def test_private_and_credentialed_answers_are_private(
         assert r.status_code == 200, (path, r.text)
         cache = r.headers["cache-control"]
         assert cache.startswith("private") and "public" not in cache, (path, cache)
+    # Any other answer to a credentialed request (authentication marks the
+    # scope): private too; anonymous ones are left alone.
+    assert (await client.get("/api/v1/projects")).headers["cache-control"] == "private"
+    assert "cache-control" not in (await anon_client.get("/api/v1/projects")).headers
     # The public project's page, anonymously: revalidated, not private.
     r = await anon_client.get("/pypi/open/simple/demo/")
     assert r.headers["cache-control"] == "max-age=0, must-revalidate"

@@ -7,8 +7,9 @@ point 1). Two layers make sure of it:
   (``OrchardApp.__call__``): each answer gets ``X-Content-Type-Options:
   nosniff``, ``X-Frame-Options: DENY``, a ``Referrer-Policy`` and, unless its
   handler chose one, the strict ``Content-Security-Policy`` below (nothing
-  may load, run or be framed; ``sandbox`` gives a document an opaque origin,
-  so even a script that ran could not read the UI's cookies). The web UI's
+  may load, run or be framed; ``sandbox`` gives a document an opaque origin
+  and no scripts, so even a page that rendered could not read the UI's
+  cookies; it may still start downloads). The web UI's
   pages set their own policy (``UI_POLICY``, api/ui.py), and so does the
   OpenAPI page (``docs_page``). An answer that needed a credential (the scope
   says so: ``orchard.credentialed``, set by authentication) never goes out
@@ -39,8 +40,10 @@ from starlette.types import Message, Scope, Send
 
 CREDENTIALED = "orchard.credentialed"  # scope key set by authentication (any credential)
 
+# ``allow-downloads``: a file link on a page (a PyPI index seen in a browser) still downloads.
 STRICT_POLICY = (
-    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none';"
+    " sandbox allow-downloads"
 )
 UI_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"

@@ -228,3 +228,30 @@ def test_api_docs_page_runs_under_its_policy(
         assert [v for v in violations if "script" in v] == []
     finally:
         context.close()
+
+
+def test_file_links_on_index_pages_still_download(
+    live_server: LiveServer, browser: object  # noqa: F811
+) -> None:
+    """The strict policy sandboxes every page Orchard renders; a PyPI index
+    page opened in the browser still downloads the file a link points to."""
+    from tests.pypi_support import make_wheel, upload_form
+
+    base = live_server.url
+    r = httpx.post(f"{base}/api/v1/projects", headers=live_server.auth,
+                   json={"name": "pages", "is_public": True, "upstream": False})
+    assert r.status_code == 201, r.text
+    wheel_name, wheel, _ = make_wheel("demo", "1.0")
+    r = httpx.post(f"{base}/pypi/pages/", headers=live_server.auth,
+                   **upload_form(wheel_name, wheel, "demo", "1.0"))
+    assert r.status_code == 200, r.text
+    context = browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/pypi/pages/simple/demo/")
+        with page.expect_download() as download:
+            page.get_by_role("link", name=wheel_name).click()
+        assert download.value.suggested_filename == wheel_name
+    finally:
+        context.close()

@@ -23,6 +23,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MASK = "***"
@@ -30,6 +31,7 @@ MAX_FILE_HOSTS = 50
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_IPV4ISH = re.compile(r"[0-9.]+|0x[0-9a-f.x]+")  # what an IPv4 literal can look like
 
 
 def _split(url: str) -> SplitResult | None:
@@ -150,12 +152,17 @@ class LinkRule:
     base_url: str  # the source's URL (user info ignored)
     file_hosts: tuple[str, ...] = ()
 
+    @cached_property
+    def _base_origin(self) -> tuple[str, str, int] | None:
+        base = _split(self.base_url)
+        return None if base is None else _origin(base)
+
     def trusted(self, url: str) -> bool:
         """On the source's own origin or an allowed file host: fetched as is."""
-        parts, base = _split(url), _split(self.base_url)
-        if parts is None or base is None or parts.scheme.lower() not in _DEFAULT_PORTS:
+        parts = _split(url)
+        if parts is None or parts.scheme.lower() not in _DEFAULT_PORTS:
             return False
-        if _origin(parts) == _origin(base):
+        if _origin(parts) == self._base_origin:
             return True
         scheme, host, port = _origin(parts)
         named = f"[{host}]" if ":" in host else host
@@ -172,17 +179,28 @@ class LinkRule:
         host = parts.hostname.rstrip(".")
         if host == "localhost" or host.endswith(".localhost"):
             return False
-        try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return True
-        return public_address(host)
+        if ":" in host or _IPV4ISH.fullmatch(host):  # an address: checked now
+            return public_address(host)
+        return True  # a name: its addresses are checked when connecting
 
     def allows_link(self, url: str) -> bool:
         """Whether a page's link to ``url`` is kept."""
         if self.trusted(url):
             return True
         return not self.file_hosts and self.may_be_public(url)
+
+    def allows_links(self, urls: Iterable[str]) -> list[bool]:
+        """``allows_link`` of each URL, decided once per scheme and host
+        (a page of thousands of files names one or two)."""
+        decided: dict[str, bool] = {}
+        result = []
+        for url in urls:
+            key = "/".join(url.split("/", 3)[:3])  # scheme://netloc
+            verdict = decided.get(key)
+            if verdict is None:
+                verdict = decided[key] = self.allows_link(url)
+            result.append(verdict)
+        return result
 
     def needs_vetting(self, url: str) -> bool:
         """Whether a request to ``url`` (a link or a redirect) may connect only

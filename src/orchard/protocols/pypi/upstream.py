@@ -242,10 +242,10 @@ def allowed_links(source: Source, name: str, files: list[UpstreamFile]) -> list[
     """The files whose links Orchard may follow (the source's own origin, its
     allowed file hosts, or with none allowed any public https host); the
     others are dropped from the page, with one log line per page."""
-    rule = source.rule
-    kept = [f for f in files if rule.allows_link(f.url)]
+    verdicts = source.rule.allows_links(f.url for f in files)
+    kept = [f for f, ok in zip(files, verdicts, strict=True) if ok]
     if len(kept) != len(files):
-        dropped = [f for f in files if not rule.allows_link(f.url)]
+        dropped = [f for f, ok in zip(files, verdicts, strict=True) if not ok]
         log.warning(
             "upstream %s: dropped %d link(s) of %s to hosts it may not send Orchard to "
             "(first: %s)",

@@ -60,10 +60,12 @@ _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "SlowDown", "RequestTimeout"}
 _TRANSIENT_CODES |= {"RequestLimitExceeded", "InternalError", "ServiceUnavailable"}
 _PART_SIZE = 8 * 1024 * 1024  # multipart threshold and part size of uploads
-# A download is read from S3 in pieces this small: the server queues about one
-# piece per connection (granian), so a client that reads slowly holds little
-# memory; the whole object is never read ahead of it.
-READ_SIZE = 64 * 1024
+# A download is read from S3 in pieces this small, one worker-thread hop
+# each. granian queues about eight pieces per connection before it stops
+# asking for more, so a client that reads slowly makes the server hold some
+# 130 KB, never the object: 1 MiB pieces held 7 MB per slow reader of an
+# 8 MB file, 64 KiB pieces 570 KB (tests/integration/test_slow_clients.py).
+READ_SIZE = 16 * 1024
 
 
 def _status(exc: ClientError) -> int:

@@ -164,10 +164,18 @@ async def test_bodies_that_end_early_are_400_with_one_log_line(
     cases = [
         # Content-Length 100, 10 bytes sent, half-close
         (put % "a.bin" + "Content-Length: 100\r\n\r\n", b"0123456789", True),
-        (f"PATCH {upload_url} HTTP/1.1\r\nHost: t\r\n{auth}Upload-Offset: 0\r\n"
-         "Content-Length: 100\r\n\r\n", b"0123456789", True),
-        (f"POST /pypi/p/ HTTP/1.1\r\nHost: t\r\n{auth}{multipart_head}"
-         "Content-Length: 100000\r\n\r\n", multipart.read()[:500], True),
+        (
+            f"PATCH {upload_url} HTTP/1.1\r\nHost: t\r\n{auth}Upload-Offset: 0\r\n"
+            "Content-Length: 100\r\n\r\n",
+            b"0123456789",
+            True,
+        ),
+        (
+            f"POST /pypi/p/ HTTP/1.1\r\nHost: t\r\n{auth}{multipart_head}"
+            "Content-Length: 100000\r\n\r\n",
+            multipart.read()[:500],
+            True,
+        ),
         # a malformed chunk size, and a chunk cut short
         (put % "b.bin" + "Transfer-Encoding: chunked\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n", True),
         (put % "c.bin" + "Transfer-Encoding: chunked\r\n\r\n", b"5\r\nabc", True),
@@ -220,7 +228,8 @@ async def test_upload_answer_tells_nothing_of_private_projects(
     async def put(version: str, data: bytes) -> dict[str, object]:
         r = await anon_client.put(
             f"{API}/project/mine/packages/m/versions/{version}/files/m.bin",
-            content=data, headers=writer,
+            content=data,
+            headers=writer,
         )
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -228,7 +237,9 @@ async def test_upload_answer_tells_nothing_of_private_projects(
     async def post(version: str, data: bytes) -> dict[str, object]:
         r = await anon_client.post(
             f"{API}/project/mine/packages/m/upload",
-            data={"version": version}, files={"file": ("m.bin", data)}, headers=writer,
+            data={"version": version},
+            files={"file": ("m.bin", data)},
+            headers=writer,
         )
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -238,9 +249,7 @@ async def test_upload_answer_tells_nothing_of_private_projects(
         r = await anon_client.post(f"{API}/uploads", json=target, headers=writer)
         assert r.status_code == 201, r.text
         url = f"{API}/uploads/{r.json()['id']}"
-        r = await anon_client.patch(
-            url, content=data, headers={**writer, "Upload-Offset": "0"}
-        )
+        r = await anon_client.patch(url, content=data, headers={**writer, "Upload-Offset": "0"})
         assert r.status_code == 200, r.text
         r = await anon_client.post(
             f"{url}/complete", json={"sha256": hashlib.sha256(data).hexdigest()}, headers=writer
@@ -251,7 +260,8 @@ async def test_upload_answer_tells_nothing_of_private_projects(
     def unrevealing(answer: dict[str, object]) -> dict[str, object]:
         # What may differ between the two answers: the bytes themselves.
         return {
-            k: v for k, v in answer.items()
+            k: v
+            for k, v in answer.items()
             if k not in ("sha256", "md5", "sha1", "sha512", "url", "version")
         }
 

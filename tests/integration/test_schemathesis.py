@@ -60,9 +60,14 @@ def insert_token(settings: Settings, username: str, scope: str) -> str:
                     " created_at) SELECT id, :name, :hash, :prefix, :scope, :now"
                     " FROM users WHERE username = :username"
                 ),
-                {"name": f"fuzz-{secret[-6:]}", "hash": token_hash(secret),
-                 "prefix": secret[:12], "scope": scope, "now": utcnow(),
-                 "username": username},
+                {
+                    "name": f"fuzz-{secret[-6:]}",
+                    "hash": token_hash(secret),
+                    "prefix": secret[:12],
+                    "scope": scope,
+                    "now": utcnow(),
+                    "username": username,
+                },
             )
     finally:
         engine.dispose()
@@ -136,8 +141,12 @@ def fuzz(server: LiveServer, credential: Credential) -> tuple[list[str], collect
     def examples(strategy: Any, auth: dict[str, str]) -> Callable[[], None]:
         @given(case=strategy)
         @hypothesis_settings(
-            max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-            suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
         )
         def call(case: Any) -> None:
             send(case, auth)

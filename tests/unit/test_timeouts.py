@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.types import Message
 
@@ -38,6 +38,10 @@ def make_app(events: list[str]) -> FastAPI:
             events.append("handler unwound")  # where staging drops its partial file
         return {"size": size}
 
+    @app.post("/form")
+    async def form(content: Annotated[UploadFile, File()]) -> dict[str, int]:
+        return {"size": len(await content.read())}
+
     @app.get("/download")
     async def download() -> StreamingResponse:
         async def slowly() -> AsyncIterator[bytes]:
@@ -51,7 +55,9 @@ def make_app(events: list[str]) -> FastAPI:
     return app
 
 
-async def call(app: FastAPI, method: str, path: str, body: list[Message]) -> list[Message]:
+async def call(
+    app: FastAPI, method: str, path: str, body: list[Message], content_type: bytes = b""
+) -> list[Message]:
     """One request; after ``body``, ``receive`` waits as for a client that went quiet."""
     pending = list(body)
     sent: list[Message] = []
@@ -73,7 +79,8 @@ async def call(app: FastAPI, method: str, path: str, body: list[Message]) -> lis
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"host", b"testserver")],
+        "headers": [(b"host", b"testserver")]
+        + ([(b"content-type", content_type)] if content_type else []),
         "scheme": "http",
         "server": ("testserver", 80),
         "client": ("127.0.0.1", 1234),
@@ -97,6 +104,19 @@ async def test_a_stalled_body_is_answered_408_and_the_handler_unwinds(
     stalled = [r for r in caplog.records if "request body stalled" in r.getMessage()]
     assert len(stalled) == 1 and stalled[0].exc_info is None
     assert "after 100 bytes" in stalled[0].getMessage()
+
+
+async def test_a_stalled_form_upload_is_408_too() -> None:
+    """twine's uploads are forms: FastAPI parses them before the handler runs
+    and passes an HTTPException through (any other error would be a 400)."""
+    head = (
+        b"--b\r\nContent-Disposition: form-data; name=content; filename=a.whl\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 100
+    )
+    first = {"type": "http.request", "body": head, "more_body": True}
+    app = make_app([])
+    sent = await call(app, "POST", "/form", [first], b"multipart/form-data; boundary=b")
+    assert sent[0]["status"] == 408
 
 
 async def test_a_body_that_keeps_coming_is_not_cut(caplog: pytest.LogCaptureFixture) -> None:

@@ -131,7 +131,7 @@ def stack_settings(
 ) -> Iterator[Settings]:
     """Settings for the stack under test, on clean backends."""
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)  # as Orchard makes it: no permissions warning per test
     if STACK == "production":
         pg_url: str = request.getfixturevalue("pg_database")
         endpoint: str = request.getfixturevalue("s3_server")

@@ -38,7 +38,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.types import Message, Scope, Send
 
-CREDENTIALED = "orchard.credentialed"  # scope key set by authentication (any credential)
+from orchard.auth.credentials import CREDENTIALED
 
 # ``allow-downloads``: a file link on a page (a PyPI index seen in a browser) still downloads.
 STRICT_POLICY = (

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchard.headers import STRICT_POLICY
 from orchard.settings import Settings
 from tests.conftest import (
     ADMIN_PASSWORD,
@@ -110,6 +111,10 @@ def test_nginx_sends_the_blobs_that_orchard_points_it_to(
     assert r.headers["x-checksum-sha256"] == sha
     assert 'filename="tool-1.0.bin"' in r.headers["content-disposition"]
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "same-origin"
+    assert r.headers["content-security-policy"] == STRICT_POLICY
 
     # What nginx got from Orchard: the redirect and no body.
     direct = httpx.get(f"{live_server.url}{path}", headers={"X-Orchard-Accel": "on"})

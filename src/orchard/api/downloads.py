@@ -19,9 +19,10 @@ from urllib.parse import quote
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
+from orchard.auth.credentials import CREDENTIALED
 from orchard.db.models import Artifact
 from orchard.errors import RangeNotSatisfiable, StorageError
-from orchard.headers import CREDENTIALED, served_type
+from orchard.headers import served_type
 from orchard.metrics import BYTES_OUT
 from orchard.settings import Settings
 from orchard.storage.base import ArtifactStore

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.auth.crypto import SecretBox
-from orchard.auth.policy import require_admin
+from orchard.auth.policy import require_admin, require_write_scope
 from orchard.core.audit import record
 from orchard.db.base import utcnow
 from orchard.db.models import UpstreamSource
@@ -180,6 +180,7 @@ async def create_upstream(
     body: UpstreamIn, request: Request, db: DbDep, cache: CacheDep, principal: CurrentPrincipal
 ) -> UpstreamOut:
     require_admin(principal)
+    require_write_scope(principal)  # a read-only token changes nothing
     if body.name in ECOSYSTEMS:
         raise InvalidInput(f"{body.name!r} is reserved for the settings source")
     async with db.transaction() as session:
@@ -225,6 +226,7 @@ async def update_upstream(
     principal: CurrentPrincipal,
 ) -> UpstreamOut:
     require_admin(principal)
+    require_write_scope(principal)  # a read-only token changes nothing
     changes = body.model_dump(exclude_unset=True)
     async with db.transaction() as session:
         row = await _get(session, name)
@@ -248,6 +250,7 @@ async def delete_upstream(
     name: str, db: DbDep, cache: CacheDep, principal: CurrentPrincipal
 ) -> Response:
     require_admin(principal)
+    require_write_scope(principal)  # a read-only token changes nothing
     async with db.transaction() as session:
         row = await _get(session, name)
         await session.delete(row)

@@ -19,7 +19,7 @@ from starlette.requests import cookie_parser
 
 from orchard.auth.sessions import COOKIE
 
-SCOPE_FLAG = "orchard.credentialed"  # set in the ASGI scope when a request presented any
+CREDENTIALED = "orchard.credentialed"  # set in the ASGI scope when a request presented any
 
 
 @dataclass(frozen=True, slots=True)

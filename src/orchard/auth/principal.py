@@ -135,7 +135,7 @@ async def resolve(request: Request) -> Principal:
     found = credentials.presented(request.scope["headers"])
     if found.any:
         # Whatever is answered depended on a credential: never kept for others.
-        request.scope[credentials.SCOPE_FLAG] = True
+        request.scope[credentials.CREDENTIALED] = True
     header = found.authorization
     if header:
         kind, _, value = header.partition(" ")

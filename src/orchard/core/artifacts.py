@@ -141,6 +141,7 @@ async def add_file(
     existing = await _existing_file(session, ver, filename)
     if existing is not None:
         return await _same_or_conflict(session, storage, project, package, ver, existing, staged)
+    await catalog.refuse_case_clash(session, ver, filename)  # README.txt beside readme.txt
 
     await upsert_artifact(session, staged, content_type)
     deduplicated = await storage.commit(staged)

@@ -30,7 +30,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchard.auth.credentials import SCOPE_FLAG, presented
+from orchard.auth.credentials import CREDENTIALED, presented
 from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
 from orchard.metrics import BYTES_OUT, LATENCY, REQUESTS, RouteTemplates
 
@@ -167,7 +167,7 @@ class HotPath:
 
         if self.lane is None or not await self.lane(scope, receive, capture):
             await self.app(scope, receive, capture)
-        if not keep or start is None or scope.get(SCOPE_FLAG):
+        if not keep or start is None or scope.get(CREDENTIALED):
             return
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
         # A lane's answer had no FastAPI route in the scope: the lane names its template.

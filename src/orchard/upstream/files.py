@@ -41,7 +41,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchard.api.downloads import memory_response
+from orchard.api.downloads import content_disposition, memory_response
 from orchard.core import catalog
 from orchard.core.artifacts import (
     CachedFile,
@@ -54,6 +54,7 @@ from orchard.db.base import utcnow
 from orchard.db.models import Artifact, CachedUrl
 from orchard.db.prebuilt import Prebuilt
 from orchard.errors import NotFound, UpstreamError
+from orchard.headers import served_type
 from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, Digests, StagedBlob
 from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
@@ -523,10 +524,14 @@ async def serve_upstream_file(
         response = memory_response(request, artifact, transfer.take_body(), place.filename)
         response.headers["X-Orchard-Cache"] = "miss"
         return response
-    headers = {"X-Orchard-Cache": "miss"}
+    headers = {
+        "X-Orchard-Cache": "miss",
+        "Content-Disposition": content_disposition(place.filename),
+    }
     if transfer.content_length is not None:
         headers["Content-Length"] = str(transfer.content_length)
-    return StreamingResponse(transfer.stream(), media_type=place.content_type, headers=headers)
+    media_type = served_type(place.content_type)  # never an active type (headers.py)
+    return StreamingResponse(transfer.stream(), media_type=media_type, headers=headers)
 
 
 def mismatch_free(artifact: Artifact, hashes: dict[str, str]) -> bool:

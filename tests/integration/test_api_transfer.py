@@ -72,15 +72,18 @@ async def stored(client: httpx.AsyncClient) -> str:
     return url
 
 
-def assert_upload(
-    body: dict[str, Any], data: bytes, *, created: bool, dedup: bool, refs: int
+async def assert_upload(
+    client: httpx.AsyncClient, body: dict[str, Any], data: bytes, *, created: bool, refs: int
 ) -> None:
     for name, value in digests(data).items():
         assert body[name] == value, name
     assert body["size"] == len(data)
-    assert body["ref_count"] == refs
-    assert body["deduplicated"] is dedup
     assert body["created"] is created
+    # Deduplication stays internal (issue 15); the administrator's artifact view counts.
+    assert "deduplicated" not in body
+    assert "ref_count" not in body
+    detail = (await client.get(f"/api/v1/artifacts/{body['sha256']}")).json()
+    assert detail["ref_count"] == refs
 
 
 async def assert_nothing_stored(client: httpx.AsyncClient, sha256: str, url: str) -> None:
@@ -96,19 +99,19 @@ async def test_put_streamed(client: httpx.AsyncClient) -> None:
     await create_project(client)
     r = await client.put(FILE_URL.format(name="a.bin"), content=DATA)
     assert r.status_code == 201, r.text
-    assert_upload(r.json(), DATA, created=True, dedup=False, refs=1)
+    await assert_upload(client, r.json(), DATA, created=True, refs=1)
     assert r.headers["location"].endswith(FILE_URL.format(name="a.bin"))
 
     r = await client.put(
         FILE_URL.format(name="b.bin"), content=DATA, headers={"X-Checksum-Sha256": SHA.upper()}
     )
     assert r.status_code == 201, r.text
-    assert_upload(r.json(), DATA, created=True, dedup=True, refs=2)
+    await assert_upload(client, r.json(), DATA, created=True, refs=2)
 
     # The same bytes at the same path again: idempotent, 200, nothing new.
     r = await client.put(FILE_URL.format(name="a.bin"), content=DATA)
     assert r.status_code == 200, r.text
-    assert_upload(r.json(), DATA, created=False, dedup=True, refs=2)
+    await assert_upload(client, r.json(), DATA, created=False, refs=2)
 
     # Different bytes at a published path: immutable.
     r = await client.put(FILE_URL.format(name="a.bin"), content=b"other")
@@ -117,7 +120,7 @@ async def test_put_streamed(client: httpx.AsyncClient) -> None:
     # Chunked bodies (no Content-Length), without and with a checksum.
     r = await client.put(FILE_URL.format(name="c.bin"), content=chunked(DATA))
     assert r.status_code == 201, r.text
-    assert_upload(r.json(), DATA, created=True, dedup=True, refs=3)
+    await assert_upload(client, r.json(), DATA, created=True, refs=3)
 
     other = os.urandom(200_001)
     r = await client.put(
@@ -126,7 +129,7 @@ async def test_put_streamed(client: httpx.AsyncClient) -> None:
         headers={"X-Checksum-Sha256": hashlib.sha256(other).hexdigest()},
     )
     assert r.status_code == 201, r.text
-    assert_upload(r.json(), other, created=True, dedup=False, refs=1)
+    await assert_upload(client, r.json(), other, created=True, refs=1)
     got = await client.get(FILE_URL.format(name="d.bin"))
     assert got.content == other
 
@@ -176,7 +179,7 @@ async def test_multipart_upload(client: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 201, r.text
     body = r.json()
-    assert_upload(body, DATA, created=True, dedup=False, refs=1)
+    await assert_upload(client, body, DATA, created=True, refs=1)
     assert (body["package"], body["version"], body["filename"]) == ("pkg", "1.0", "form.bin")
     got = await client.get(FILE_URL.format(name="form.bin"))
     assert got.status_code == 200
@@ -433,7 +436,7 @@ async def test_metrics_and_logs(client: httpx.AsyncClient, orchard_log: ListHand
     assert (await client.put(url, content=DATA)).status_code == 201
     assert (await client.get(url)).content == DATA
     r = await client.put(FILE_URL.format(name="m2.bin"), content=DATA)
-    assert r.json()["deduplicated"] is True
+    assert r.json()["created"] is True
     after_response = await client.get("/metrics")
     assert after_response.status_code == 200
     after = after_response.text

@@ -181,7 +181,8 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="ORCHARD_SERVER_KEEPALIVE_TIMEOUT: seconds an idle keep-alive connection "
-        "is kept open between requests.",
+        "is kept open between requests (granian has one HTTP/1 timer for this and the header "
+        "timeout: the shorter of the two applies to both).",
     )
     server_body_timeout: float = Field(
         60.0,

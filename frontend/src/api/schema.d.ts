@@ -592,6 +592,7 @@ export interface paths {
         /**
          * Update User
          * @description Promote, demote, disable, enable, or reset the password of a user.
+         *     The last active administrator can be neither demoted nor disabled (409).
          */
         patch: operations["update_user_api_v1_users__username__patch"];
         trace?: never;
@@ -621,7 +622,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** ArtifactDetail */
+        /**
+         * ArtifactDetail
+         * @description An artifact, the files you may see that reference it, and its
+         *     dependencies.
+         */
         ArtifactDetail: {
             /** Content Type */
             content_type: string;
@@ -634,8 +639,11 @@ export interface components {
             dependencies: components["schemas"]["DependencyOut"][];
             /** Md5 */
             md5: string;
-            /** Ref Count */
-            ref_count: number;
+            /**
+             * Ref Count
+             * @description how many files reference the artifact, in every project; only for an administrator whose credential is not restricted to projects (null otherwise: it would tell of files in projects the caller cannot read)
+             */
+            ref_count?: number | null;
             /** References */
             references: components["schemas"]["ReferenceOut"][];
             /** Sha1 */
@@ -956,12 +964,19 @@ export interface components {
             /** Sha256 */
             sha256: string;
         };
-        /** UploadOut */
+        /**
+         * UploadOut
+         * @description The answer to an upload: the file and its hashes, nothing more.
+         *
+         *     Whether the bytes were already stored (deduplication) and how many files
+         *     share them stay internal: the bytes may be stored for a project the
+         *     uploader cannot read, and the answer must not tell. ``created`` is false
+         *     when this very file (same path, same bytes) was already there, which the
+         *     uploader can see anyway.
+         */
         UploadOut: {
             /** Created */
             created: boolean;
-            /** Deduplicated */
-            deduplicated: boolean;
             /** Filename */
             filename: string;
             /** Md5 */
@@ -970,8 +985,6 @@ export interface components {
             package: string;
             /** Project */
             project: string;
-            /** Ref Count */
-            ref_count: number;
             /** Sha1 */
             sha1: string;
             /** Sha256 */
@@ -1038,6 +1051,11 @@ export interface components {
              * @default true
              */
             enabled: boolean;
+            /**
+             * File Hosts
+             * @description hosts (host or host:port) besides the source's own origin that its pages may link files to; empty: any https host with public addresses only
+             */
+            file_hosts?: string[];
             /** Name */
             name: string;
             /**
@@ -1077,6 +1095,11 @@ export interface components {
             ecosystem: string;
             /** Enabled */
             enabled: boolean;
+            /**
+             * File Hosts
+             * @description hosts (host or host:port) besides the source's own origin that its pages may link files to; empty: any https host with public addresses only
+             */
+            file_hosts: string[];
             /** Has Credentials */
             has_credentials: boolean;
             /** Name */
@@ -1099,6 +1122,11 @@ export interface components {
             auth_type?: ("none" | "basic" | "bearer") | null;
             /** Enabled */
             enabled?: boolean | null;
+            /**
+             * File Hosts
+             * @description hosts (host or host:port) besides the source's own origin that its pages may link files to; empty: any https host with public addresses only
+             */
+            file_hosts?: string[] | null;
             /** Password */
             password?: string | null;
             /** Priority */
@@ -1318,7 +1346,7 @@ export interface operations {
                 /** @description prefix of the target */
                 target?: string | null;
                 limit?: number;
-                /** @description entries with an id below this */
+                /** @description entries with an id below this (ids are 32-bit) */
                 before?: number | null;
             };
             header?: never;

@@ -37,8 +37,8 @@ from orchard.db.session import sync_url
 from orchard.settings import Settings
 from tests.conftest import LiveServer
 
-EXAMPLES = 10  # per operation and generation mode
-BUDGET = 45.0  # seconds per credential, at most
+EXAMPLES = 20  # per operation and generation mode
+BUDGET = 60.0  # seconds per credential, at most
 # Operations that would reach out of the server (offline anyway, and never in tests).
 SKIPPED = {"POST /api/v1/upstreams/{name}/test"}
 

@@ -97,7 +97,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/uploads/{upload_id}/complete"): "uploader",
     ("DELETE", "/api/v1/uploads/{upload_id}"): "uploader",
     ("GET", "/api/v1/search"): "public",
-    ("GET", "/api/v1/stats/storage"): "user",
+    ("GET", "/api/v1/stats/storage"): "sysadmin",
     ("GET", "/api/v1/audit"): "sysadmin",
     ("POST", "/api/v1/auth/logout"): "public",
     ("GET", "/api/v1/auth/me"): "public",

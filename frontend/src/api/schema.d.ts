@@ -377,7 +377,9 @@ export interface paths {
         };
         /**
          * Storage Stats
-         * @description Storage used and saved by deduplication (signed-in users).
+         * @description Storage used and saved by deduplication, over every project
+         *     (administrators only: the saving would tell a writer that bytes it
+         *     uploaded exist in a project it cannot read).
          */
         get: operations["storage_stats_api_v1_stats_storage_get"];
         put?: never;

@@ -24,7 +24,7 @@ export function ArtifactPage() {
                 <dt>Content type</dt>
                 <dd>{a.content_type}</dd>
                 <dt>References</dt>
-                <dd>{a.ref_count}</dd>
+                <dd>{a.ref_count ?? a.references.length}</dd>
                 <dt>Stored</dt>
                 <dd>{formatDate(a.created_at)}</dd>
                 <dt>MD5</dt>

@@ -65,10 +65,11 @@ function Upstreams({ state }: { state: Loaded<Upstream[]> }) {
 }
 
 export function DashboardPage() {
-  const stats = useLoad(() => unwrap(api.GET("/api/v1/stats/storage")), []);
   const h = useLoad(health, []);
   const { me } = useAuth();
   const isAdmin = !!me?.is_admin;
+  // Over every project, so for administrators only (the API refuses others).
+  const stats = useLoad(() => (isAdmin ? unwrap(api.GET("/api/v1/stats/storage")) : Promise.resolve(null)), [isAdmin]);
   const upstreams = useLoad(() => (isAdmin ? listUpstreams() : Promise.resolve([] as Upstream[])), [isAdmin]);
   const projects = useLoad(() => unwrap(api.GET("/api/v1/projects", { params: { query: { limit: 1000 } } })), []);
 
@@ -99,7 +100,7 @@ export function DashboardPage() {
         <div className="card">
           <h2>Storage</h2>
           <Async state={stats} label="Loading storage statistics…">
-            {(s) => (
+            {(s) => !s ? <Empty title="Storage statistics are shown to administrators." /> : (
               <>
                 <BarChart
                   title="Bytes"

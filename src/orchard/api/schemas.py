@@ -52,18 +52,6 @@ class VersionPatch(BaseModel):
     deprecated: str | None = Field(None, max_length=1000)
 
 
-class ArtifactOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    sha256: str = Field(validation_alias="id")
-    size: int
-    content_type: str
-    md5: str
-    sha1: str
-    sha512: str
-    ref_count: int
-    created_at: datetime
-
-
 class FileOut(BaseModel):
     filename: str
     size: int
@@ -83,22 +71,6 @@ class VersionOut(BaseModel):
     files: list[FileOut] | None = None
 
 
-class UploadOut(BaseModel):
-    project: str
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    size: int
-    md5: str
-    sha1: str
-    sha512: str
-    ref_count: int
-    deduplicated: bool
-    created: bool
-    url: str
-
-
 class ReferenceOut(BaseModel):
     project: str
     package: str
@@ -112,11 +84,6 @@ class DependencyOut(BaseModel):
     name: str
     specifier: str
     kind: str
-
-
-class ArtifactDetail(ArtifactOut):
-    references: list[ReferenceOut]
-    dependencies: list[DependencyOut]
 
 
 class UploadSessionIn(BaseModel):

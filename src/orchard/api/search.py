@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from orchard.api.schemas import SearchHit, StorageStats
-from orchard.auth.policy import require_user, visible_projects
+from orchard.auth.policy import require_admin, visible_projects
 from orchard.core import names
 from orchard.db.models import Artifact, File, Package, Project, Version
 from orchard.deps import CurrentPrincipal, DbDep
@@ -57,8 +57,10 @@ async def search(
 
 @router.get("/stats/storage", response_model=StorageStats)
 async def storage_stats(db: DbDep, principal: CurrentPrincipal) -> StorageStats:
-    """Storage used and saved by deduplication (signed-in users)."""
-    require_user(principal)
+    """Storage used and saved by deduplication, over every project
+    (administrators only: the saving would tell a writer that bytes it
+    uploaded exist in a project it cannot read)."""
+    require_admin(principal)
     async with db.session() as session:
         count, stored = (
             await session.execute(

@@ -119,7 +119,7 @@ def upload(
         typer.echo(f"error: {_error(response)}", err=True)
         raise typer.Exit(1)
     data = response.json()
-    note = " (already stored: deduplicated)" if data["deduplicated"] else ""
+    note = "" if data.get("created", True) else " (already there, same content)"
     typer.echo(f"{data['sha256']}  {name}  {data['size']} bytes{note}")
 
 

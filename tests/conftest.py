@@ -211,8 +211,13 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 
 def insert_admin_token(settings: Settings) -> str:
-    """A write token for the bootstrapped ``admin``, written straight into the
-    database (for tests that talk to a server subprocess)."""
+    """A write token for the bootstrapped ``admin`` (see ``insert_token``)."""
+    return insert_token(settings, "admin", "write")
+
+
+def insert_token(settings: Settings, username: str, scope: str) -> str:
+    """A token of ``username``, written straight into the database (for tests
+    that talk to a server subprocess)."""
     import secrets as pysecrets
 
     from sqlalchemy import create_engine, text
@@ -228,11 +233,12 @@ def insert_admin_token(settings: Settings) -> str:
             conn.execute(
                 text(
                     "INSERT INTO api_tokens (user_id, name, token_hash, prefix, scope,"
-                    " created_at) SELECT id, :name, :hash, :prefix, 'write', :now"
-                    " FROM users WHERE username = 'admin'"
+                    " created_at) SELECT id, :name, :hash, :prefix, :scope, :now"
+                    " FROM users WHERE username = :username"
                 ),
                 {"name": f"live-{secret[-6:]}", "hash": token_hash(secret),
-                 "prefix": secret[:12], "now": utcnow()},
+                 "prefix": secret[:12], "scope": scope, "now": utcnow(),
+                 "username": username},
             )
     finally:
         engine.dispose()

@@ -8,7 +8,6 @@ concurrent requests really interleave; the row lock decides).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,17 +15,15 @@ import pytest
 from sqlalchemy import func, select
 
 from orchard.db.models import User
-from tests import support
 from tests.support import bearer, make_token, make_user
 
 USERS = "/api/v1/users"
 
 
 @pytest.fixture
-async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = support.SettlingTransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
+def http(anon_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """These tests bring their own credentials."""
+    return anon_client
 
 
 async def active_admins(app: Any) -> int:

@@ -16,7 +16,6 @@ credential that stops working is replaced before the next operation.
 from __future__ import annotations
 
 import collections
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,13 +28,9 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from sqlalchemy import create_engine, text
 
-from orchard.auth.tokens import PREFIX, token_hash
-from orchard.db.base import utcnow
-from orchard.db.session import sync_url
 from orchard.settings import Settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, insert_token
 
 EXAMPLES = 20  # per operation and generation mode
 BUDGET = 60.0  # seconds per credential, at most
@@ -46,32 +41,6 @@ SKIPPED = {"POST /api/v1/upstreams/{name}/test"}
 @pytest.fixture
 def settings(stack_settings: Settings) -> Settings:
     return stack_settings.model_copy(update={"offline": True})
-
-
-def insert_token(settings: Settings, username: str, scope: str) -> str:
-    """A token for ``username``, written straight into the database."""
-    secret = PREFIX + secrets.token_urlsafe(32)
-    engine = create_engine(sync_url(settings.effective_database_url))
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO api_tokens (user_id, name, token_hash, prefix, scope,"
-                    " created_at) SELECT id, :name, :hash, :prefix, :scope, :now"
-                    " FROM users WHERE username = :username"
-                ),
-                {
-                    "name": f"fuzz-{secret[-6:]}",
-                    "hash": token_hash(secret),
-                    "prefix": secret[:12],
-                    "scope": scope,
-                    "now": utcnow(),
-                    "username": username,
-                },
-            )
-    finally:
-        engine.dispose()
-    return secret
 
 
 def seed(server: LiveServer) -> None:

@@ -6,7 +6,6 @@ Runs on the stack chosen by ``ORCHARD_TEST_STACK``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,17 +14,15 @@ import pytest
 
 from orchard.db.base import utcnow
 from orchard.settings import Settings
-from tests import support
 from tests.support import bearer, make_project, make_token, make_user
 
 TOKENS = "/api/v1/tokens"
 
 
 @pytest.fixture
-async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = support.SettlingTransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
+def http(anon_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """These tests bring their own credentials."""
+    return anon_client
 
 
 async def _ids(http: httpx.AsyncClient, token: str) -> dict[str, int]:

@@ -45,7 +45,7 @@ async def create(
     ttl: int,
     max_size: int,
 ) -> UploadSession:
-    names.package_name(package)
+    catalog.split_reference(package)
     names.version_string(version)
     names.filename(filename)
     catalog.ensure_writable(await catalog.get_project(session, project))

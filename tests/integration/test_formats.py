@@ -111,7 +111,7 @@ async def test_bare_name_resolves_when_one_format_has_it(client: httpx.AsyncClie
     assert (await client.get(f"{PKGS}/Foo-Bar")).json()["format"] == "pypi"
     await _put(client, "other", "1.0", "b.bin", b"b")
     assert (await client.get(f"{PKGS}/other")).json()["format"] == "generic"
-    for bad in ("nope:x", "pypi:", "pypi:a..b"):
+    for bad in ("nope:x", "pypi:", "pypi:-a", "npm:.hidden", "go:nodot", ".a"):
         r = await client.get(f"{PKGS}/{bad}")
         assert r.status_code == 400, bad
 

@@ -137,7 +137,9 @@ async def add_file(
     if package_format is None:  # a reference: ``format:name`` or a bare name
         package = await catalog.package_for_write(session, project, package_name)
     else:
-        package, _ = await catalog.ensure_package(session, project, package_name, package_format)
+        package, _ = await catalog.ensure_package(
+            session, project, package_name, package_format, hosted=not system
+        )
     ver = await catalog.ensure_version(session, package, version)
     if version_meta and not ver.meta:
         ver.meta = version_meta

@@ -6,6 +6,7 @@ triggers see every File row that goes, so blobs become collectable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -17,7 +18,7 @@ from orchard.core import names
 from orchard.core.audit import Actor, record
 from orchard.db.base import utcnow
 from orchard.db.models import File, Package, Project, Version
-from orchard.errors import Ambiguous, Conflict, Forbidden, NotFound
+from orchard.errors import Ambiguous, Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("orchard.catalog")
 
@@ -150,13 +151,23 @@ async def delete_project(session: AsyncSession, actor: Actor, project: Project) 
 FORMAT_SEPARATOR = ":"  # a reference ``npm:yaml``; no format allows ``:`` in a name
 
 
+def _spellings(name: str) -> set[tuple[str, str]]:
+    """(format, key) of each format whose rules accept ``name``."""
+    found = set()
+    for fmt in names.FORMATS:
+        with contextlib.suppress(InvalidInput):
+            found.add((fmt, names.package_name(name, fmt)))
+    return found
+
+
 def split_reference(ref: str) -> tuple[str | None, str]:
     """``npm:yaml`` → (``npm``, ``yaml``); a bare ``yaml`` → (None, ``yaml``).
     Both parts are checked (InvalidInput): a format must be known and the
     name must pass the name check (of that format, or of every format)."""
     fmt, sep, name = ref.partition(FORMAT_SEPARATOR)
     if not sep:
-        names.package_name(ref)
+        if not _spellings(ref):
+            raise InvalidInput(f"invalid package name {ref!r}")
         return None, ref
     names.package_format(fmt)
     names.package_name(name, fmt)
@@ -179,7 +190,7 @@ async def resolve_package(session: AsyncSession, project: Project, ref: str) -> 
         if package is None:
             raise NotFound(f"package {ref!r} not found in project {project.name!r}")
         return package
-    spellings = {(f, names.package_name(name, f)) for f in names.FORMATS}
+    spellings = _spellings(name)
     found = list(
         await session.scalars(
             select(Package)
@@ -217,10 +228,18 @@ async def list_packages(
 
 
 async def ensure_package(
-    session: AsyncSession, project: Project, name: str, fmt: str = "generic", description: str = ""
+    session: AsyncSession,
+    project: Project,
+    name: str,
+    fmt: str = "generic",
+    description: str = "",
+    *,
+    hosted: bool = True,
 ) -> tuple[Package, bool]:
     """Get or create the ``fmt`` package ``name``, race-safe. Returns
-    (package, created)."""
+    (package, created). ``hosted``: a package made here, whose name meets
+    the format's rules for new names (cached packages may have legacy
+    names that still exist upstream)."""
     key = names.package_name(name, fmt)
     stmt = (
         insert_for(session, Package)
@@ -236,6 +255,8 @@ async def ensure_package(
         .returning(Package.id)
     )
     created_id = await session.scalar(stmt)
+    if created_id is not None and hosted:
+        names.new_package_name(name, fmt)  # the caller's transaction rolls the row back
     package = await session.scalar(select(Package).where(_same_package(project, fmt, key)))
     assert package is not None
     return package, created_id is not None

@@ -7,6 +7,7 @@ Runs on the stack chosen by ``ORCHARD_TEST_STACK``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -155,3 +156,23 @@ async def test_hosted_upload_beside_a_cached_file_of_another_format(
         assert [p.format for p in await catalog.list_packages(session, proxy, fmt="npm")] == [
             "npm"
         ]
+
+
+async def test_resumable_upload_to_a_format_reference(client: httpx.AsyncClient) -> None:
+    """A resumable upload names its package as the REST paths do; a
+    reference longer than the column is refused, not a server error."""
+    assert (await client.post(f"{API}/projects", json={"name": "p"})).status_code == 201
+    assert (await client.post(PKGS, json={"name": "yaml", "format": "npm"})).status_code == 201
+    body = {"project": "p", "version": "1.0", "filename": "a.tgz"}
+    long = await client.post(f"{API}/uploads", json={**body, "package": "npm:" + "x" * 212})
+    assert long.status_code == 400, long.text
+    r = await client.post(f"{API}/uploads", json={**body, "package": "npm:yaml"})
+    assert r.status_code == 201, r.text
+    upload = f"{API}/uploads/{r.json()['id']}"
+    patch = await client.patch(upload, content=b"tgz", headers={"Upload-Offset": "0"})
+    assert patch.status_code in (200, 204), patch.text
+    sha = hashlib.sha256(b"tgz").hexdigest()
+    done = await client.post(f"{upload}/complete", json={"sha256": sha})
+    assert done.status_code in (200, 201), done.text
+    versions = await client.get(f"{PKGS}/npm:yaml/versions")
+    assert [v["version"] for v in versions.json()] == ["1.0"]

@@ -46,6 +46,8 @@ async def create(
     max_size: int,
 ) -> UploadSession:
     catalog.split_reference(package)
+    if len(package) > names.MAX_PACKAGE_NAME:  # the column holds the reference as given
+        raise InvalidInput(f"package reference {package!r} is too long")
     names.version_string(version)
     names.filename(filename)
     catalog.ensure_writable(await catalog.get_project(session, project))

@@ -9,6 +9,7 @@
     ├── Forbidden             403
     ├── NotFound              404
     ├── Conflict              409  immutability, duplicates, wrong offsets
+    │   └── Ambiguous         409  a bare package name of several formats
     ├── Gone                  410
     ├── TooLarge              413
     ├── RangeNotSatisfiable   416
@@ -58,6 +59,12 @@ class NotFound(OrchardError):
 
 class Conflict(OrchardError):
     code = "conflict"
+
+
+class Ambiguous(Conflict):
+    """A bare package name that packages of several formats answer to."""
+
+    code = "ambiguous"
 
 
 class Gone(OrchardError):

@@ -170,8 +170,8 @@ async def test_package_crud_and_formats(client: httpx.AsyncClient) -> None:
     for name, fmt in [
         ("gen-tool", "generic"),
         ("Foo_Bar", "pypi"),
-        ("Left-Pad", "npm"),
-        ("gomod", "go"),
+        ("left-pad", "npm"),
+        ("example.com/gomod", "go"),
     ]:
         r = await client.post(base, json={"name": name, "format": fmt, "description": fmt})
         assert r.status_code == 201, r.text
@@ -179,9 +179,16 @@ async def test_package_crud_and_formats(client: httpx.AsyncClient) -> None:
         assert r.json()["display_name"] == name
         assert r.json()["description"] == fmt
 
-    # pypi names are normalised (PEP 503), npm names lower-cased.
+    # pypi names are normalised (PEP 503); npm names are case-sensitive, and
+    # new ones are lower-case (legacy mixed-case names exist only upstream).
     assert (await client.get(f"{base}/foo-bar")).json()["name"] == "foo-bar"
     assert (await client.get(f"{base}/left-pad")).json()["format"] == "npm"
+    assert_error(await client.get(f"{base}/Left-Pad"), 404)
+    capital = await client.post(base, json={"name": "Left-Pad", "format": "npm"})
+    assert_error(capital, 400, "invalid_input")
+    assert "capital letters" in capital.json()["error"]["message"]
+    # Each format's own rules: a Go module path needs a host with a dot.
+    assert_error(await client.post(base, json={"name": "gomod", "format": "go"}), 400)
 
     bad = await client.post(base, json={"name": "x", "format": "maven"})
     assert bad.status_code in (400, 422)
@@ -191,9 +198,9 @@ async def test_package_crud_and_formats(client: httpx.AsyncClient) -> None:
     listed = await client.get(base)
     assert listed.status_code == 200
     assert sorted((p["name"], p["format"]) for p in listed.json()) == [
+        ("example.com/gomod", "go"),
         ("foo-bar", "pypi"),
         ("gen-tool", "generic"),
-        ("gomod", "go"),
         ("left-pad", "npm"),
     ]
 
@@ -220,8 +227,8 @@ async def test_package_crud_and_formats(client: httpx.AsyncClient) -> None:
     assert deleted.status_code == 204
     assert_error(await client.get(f"{base}/foo-bar"), 404, "not_found")
     assert sorted(p["name"] for p in (await client.get(base)).json()) == [
+        "example.com/gomod",
         "gen-tool",
-        "gomod",
         "left-pad",
     ]
     assert_error(await client.delete(f"{base}/foo-bar"), 404)

@@ -141,7 +141,7 @@ async def test_case_clash_check_names_the_existing_file(
     async with app.state.db.session() as session:
         project = await catalog.get_project(session, "p")
         version = await catalog.get_version(
-            session, await catalog.get_package(session, project, "lib"), "1.0"
+            session, await catalog.resolve_package(session, project, "lib"), "1.0"
         )
         await catalog.refuse_case_clash(session, version, "README.txt")  # the same name
         await catalog.refuse_case_clash(session, version, "other.txt")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -152,6 +153,85 @@ def test_case_insensitive_names_upgrade_refuses_existing_collisions(
             conn.execute(text(
                 "INSERT INTO projects (id, name, description, is_public, upstream, builtin,"
                 " created_at, updated_at) VALUES (3, 'TWIN', '', true, true, false, :t, :t)"
+            ), {"t": now})
+    finally:
+        engine.dispose()
+
+
+def _fill_0005(conn: Any, now: str) -> None:
+    """Two projects, three packages of distinct names, versions and files
+    sharing one artifact."""
+    conn.execute(text(
+        "INSERT INTO artifacts (id, size, md5, sha1, sha512, content_type, ref_count,"
+        " created_at, touched_at) VALUES (:id, 1, '', '', '', 'x', 0, :t, :t)"
+    ), {"id": "a" * 64, "t": now})
+    for pid in (1, 2):
+        conn.execute(text(
+            "INSERT INTO projects (id, name, description, is_public, upstream, builtin,"
+            " created_at, updated_at) VALUES (:i, :n, '', true, true, false, :t, :t)"
+        ), {"i": pid, "n": f"p{pid}", "t": now})
+    for kid, pid, name, fmt in ((1, 1, "yaml", "pypi"), (2, 1, "left-pad", "npm"),
+                                (3, 2, "yaml", "generic")):
+        conn.execute(text(
+            "INSERT INTO packages (id, project_id, name, display_name, format, description,"
+            " created_at) VALUES (:k, :p, :n, :n, :f, '', :t)"
+        ), {"k": kid, "p": pid, "n": name, "f": fmt, "t": now})
+        conn.execute(text(
+            "INSERT INTO versions (id, package_id, version, created_at, yanked,"
+            " yank_reason, deprecated, meta) VALUES (:v, :v, '1.0', :t, false, '', '', '{}')"
+        ), {"v": kid, "t": now})
+        conn.execute(text(
+            "INSERT INTO files (id, version_id, filename, artifact_id, created_at)"
+            " VALUES (:f, :f, 'x.bin', :a, :t)"
+        ), {"f": kid, "a": "a" * 64, "t": now})
+
+
+def _catalog_rows(conn: Any) -> list[Any]:
+    return list(conn.execute(text(
+        "SELECT k.project_id, k.name, k.format, v.version, f.filename, a.ref_count"
+        " FROM packages k JOIN versions v ON v.package_id = k.id"
+        " JOIN files f ON f.version_id = v.id JOIN artifacts a ON a.id = f.artifact_id"
+        " ORDER BY k.id"
+    )).all())
+
+
+def test_packages_by_format_keeps_rows_and_downgrade_refuses_shared_names(
+    fresh_settings: Settings,
+) -> None:
+    """0006 keeps every package, version, file and ref_count (SQLite rebuilds
+    ``packages``); afterwards one name may exist in several formats, and the
+    downgrade refuses until only one of them is left."""
+    upgrade(fresh_settings, "0005")
+    engine = _engine(fresh_settings)
+    now = "2026-01-01 00:00:00"
+    try:
+        with engine.begin() as conn:
+            _fill_0005(conn, now)
+            before = _catalog_rows(conn)
+        assert [row[-1] for row in before] == [3, 3, 3]
+        upgrade(fresh_settings)
+        with engine.begin() as conn:
+            assert _catalog_rows(conn) == before
+            conn.execute(text(
+                "INSERT INTO packages (id, project_id, name, display_name, format, description,"
+                " created_at) VALUES (4, 1, 'yaml', 'yaml', 'npm', '', :t)"
+            ), {"t": now})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO packages (id, project_id, name, display_name, format, description,"
+                " created_at) VALUES (5, 1, 'yaml', 'yaml', 'npm', '', :t)"
+            ), {"t": now})
+        with pytest.raises(RuntimeError, match="p1/yaml"):
+            downgrade(fresh_settings, "0005")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM packages WHERE id = 4"))
+        downgrade(fresh_settings, "0005")
+        with engine.begin() as conn:
+            assert _catalog_rows(conn) == before
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO packages (id, project_id, name, display_name, format, description,"
+                " created_at) VALUES (4, 1, 'yaml', 'yaml', 'npm', '', :t)"
             ), {"t": now})
     finally:
         engine.dispose()

@@ -175,14 +175,26 @@ async def test_upload_without_trailing_slash_is_not_redirected(
     assert r.status_code == 200, r.text
 
 
-async def test_generic_package_of_the_same_name_is_a_conflict(
+async def test_pypi_package_beside_a_generic_one_of_the_same_name(
         client: httpx.AsyncClient) -> None:
+    """A package is (project, name, format): twine's ``demo`` is a second
+    package beside the generic ``demo``, each with its own versions; the bare
+    name is ambiguous, ``format:name`` names each."""
     await _project(client, "mixed", upstream=False)
     put = await client.put("/api/v1/project/mixed/packages/demo/versions/1.0/files/a.bin",
                            content=b"x")
     assert put.status_code == 201
     r = await _upload(client, "mixed", make_wheel("demo", "2.0"), "demo", "2.0")
-    assert r.status_code == 409 and "generic" in r.text
+    assert r.status_code == 200, r.text
+    base = "/api/v1/project/mixed/packages"
+    bare = await client.get(f"{base}/demo")
+    assert bare.status_code == 409 and bare.json()["error"]["code"] == "ambiguous"
+    assert "generic:demo" in bare.text and "pypi:demo" in bare.text
+    for ref, versions in (("generic:demo", ["1.0"]), ("pypi:demo", ["2.0"])):
+        r = await client.get(f"{base}/{ref}/versions")
+        assert [v["version"] for v in r.json()] == versions, ref
+    page = await client.get("/pypi/mixed/simple/demo/")
+    assert "demo-2.0-py3-none-any.whl" in page.text and "a.bin" not in page.text
 
 
 async def test_redirects(client: httpx.AsyncClient, hosted: dict[str, Any]) -> None:

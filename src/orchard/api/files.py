@@ -67,7 +67,7 @@ async def check_target(
     filename: str,
 ) -> None:
     """Refuse a bad or forbidden target before a single body byte is read."""
-    names.package_name(package)
+    catalog.split_reference(package)
     names.version_string(version)
     names.filename(filename)
     async with db.session() as session:
@@ -232,7 +232,7 @@ async def get_file(
     """Download a file: Range, ETag/If-None-Match, checksum headers."""
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         f = await catalog.get_file(session, ver, filename)
         artifact = await artifacts.get_artifact(session, f.artifact_id)

@@ -94,7 +94,7 @@ async def get_package(
 ) -> PackageOut:
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        return package_out(await catalog.get_package(session, row, package))
+        return package_out(await catalog.resolve_package(session, row, package))
 
 
 @router.delete(PKG, status_code=204)
@@ -103,7 +103,7 @@ async def delete_package(
 ) -> Response:
     async with db.transaction() as session:
         row = await project_for(session, principal, project, "write")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         await catalog.delete_package(session, actor, row, pkg)
     return Response(status_code=204)
 
@@ -114,7 +114,7 @@ async def list_versions(
 ) -> list[VersionOut]:
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         return [
             await version_out(session, request, row, pkg, v, with_files=False)
             for v in await catalog.list_versions(session, pkg)
@@ -132,7 +132,7 @@ async def get_version(
 ) -> VersionOut:
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         return await version_out(session, request, row, pkg, ver, with_files=True)
 
@@ -150,7 +150,7 @@ async def update_version(
 ) -> VersionOut:
     async with db.transaction() as session:
         row = await project_for(session, principal, project, "write")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         ver = await catalog.update_version(
             session, actor, row, ver, body.model_dump(exclude_unset=True)
@@ -169,7 +169,7 @@ async def delete_version(
 ) -> Response:
     async with db.transaction() as session:
         row = await project_for(session, principal, project, "write")
-        pkg = await catalog.get_package(session, row, package)
+        pkg = await catalog.resolve_package(session, row, package)
         ver = await catalog.get_version(session, pkg, version)
         await catalog.delete_version(session, actor, row, pkg, ver)
     return Response(status_code=204)

@@ -123,7 +123,7 @@ async def add_file(
     version: str,
     filename: str,
     staged: StagedBlob,
-    package_format: str = "generic",
+    package_format: str | None = None,
     content_type: str = "application/octet-stream",
     version_meta: dict[str, Any] | None = None,
     system: bool = False,
@@ -134,7 +134,12 @@ async def add_file(
     if not system:
         catalog.ensure_writable(project)
     names.filename(filename)
-    package, _ = await catalog.ensure_package(session, project, package_name, package_format)
+    if package_format is None:  # a reference: ``format:name`` or a bare name
+        package = await catalog.package_for_write(session, project, package_name)
+    else:
+        package, _ = await catalog.ensure_package(
+            session, project, package_name, package_format, hosted=not system
+        )
     ver = await catalog.ensure_version(session, package, version)
     if version_meta and not ver.meta:
         ver.meta = version_meta
@@ -251,7 +256,7 @@ def _cache_statements(dialect: str) -> dict[str, Prebuilt]:
     return {
         "package": Prebuilt(
             package.on_conflict_do_update(
-                index_elements=["project_id", "name"], set_={"name": pk.c.name}
+                index_elements=["project_id", "name", "format"], set_={"name": pk.c.name}
             ).returning(pk.c.id),
             pk,
         ),

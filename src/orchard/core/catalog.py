@@ -6,10 +6,11 @@ triggers see every File row that goes, so blobs become collectable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +18,7 @@ from orchard.core import names
 from orchard.core.audit import Actor, record
 from orchard.db.base import utcnow
 from orchard.db.models import File, Package, Project, Version
-from orchard.errors import Conflict, Forbidden, NotFound
+from orchard.errors import Ambiguous, Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("orchard.catalog")
 
@@ -147,65 +148,99 @@ async def delete_project(session: AsyncSession, actor: Actor, project: Project) 
     await session.flush()
 
 
-async def _package_by_other_spelling(
-    session: AsyncSession, project: Project, name: str
-) -> Package | None:
-    """The pypi or npm package whose normalised name ``name`` spells
-    (pypi Foo_Bar → foo-bar, npm Left-Pad → left-pad), if any."""
-    for fmt in ("pypi", "npm"):
-        norm = names.package_name(name, fmt)
-        package = await session.scalar(
-            select(Package).where(
-                Package.project_id == project.id, Package.name == norm, Package.format == fmt
-            )
+FORMAT_SEPARATOR = ":"  # a reference ``npm:yaml``; no format allows ``:`` in a name
+
+
+def _spellings(name: str) -> set[tuple[str, str]]:
+    """(format, key) of each format whose rules accept ``name``."""
+    found = set()
+    for fmt in names.FORMATS:
+        with contextlib.suppress(InvalidInput):
+            found.add((fmt, names.package_name(name, fmt)))
+    return found
+
+
+def split_reference(ref: str) -> tuple[str | None, str]:
+    """``npm:yaml`` → (``npm``, ``yaml``); a bare ``yaml`` → (None, ``yaml``).
+    Both parts are checked (InvalidInput): a format must be known and the
+    name must pass the name check (of that format, or of every format)."""
+    fmt, sep, name = ref.partition(FORMAT_SEPARATOR)
+    if not sep:
+        if not _spellings(ref):
+            raise InvalidInput(f"invalid package name {ref!r}")
+        return None, ref
+    names.package_format(fmt)
+    names.package_name(name, fmt)
+    return fmt, name
+
+
+def _same_package(project: Project, fmt: str, key: str) -> ColumnElement[bool]:
+    return and_(Package.project_id == project.id, Package.name == key, Package.format == fmt)
+
+
+async def resolve_package(session: AsyncSession, project: Project, ref: str) -> Package:
+    """The package ``ref`` names in ``project``: ``format:name`` is that
+    format's package (the name normalised by its rules); a bare name is the
+    one package of any format whose normalised name it spells (generic
+    ``Foo_Bar`` or pypi ``foo-bar``): none is NotFound, several Conflict."""
+    fmt, name = split_reference(ref)
+    if fmt is not None:
+        key = names.package_name(name, fmt)
+        package = await session.scalar(select(Package).where(_same_package(project, fmt, key)))
+        if package is None:
+            raise NotFound(f"package {ref!r} not found in project {project.name!r}")
+        return package
+    spellings = _spellings(name)
+    found = list(
+        await session.scalars(
+            select(Package)
+            .where(or_(*(_same_package(project, f, key) for f, key in sorted(spellings))))
+            .order_by(Package.format)
         )
-        if package is not None:
-            return package
-    return None
-
-
-async def get_package(session: AsyncSession, project: Project, name: str) -> Package:
-    key = names.package_name(name)
-    package = await session.scalar(
-        select(Package).where(Package.project_id == project.id, Package.name == key)
     )
-    if package is None:
-        package = await _package_by_other_spelling(session, project, name)
-    if package is None:
+    if not found:
         raise NotFound(f"package {name!r} not found in project {project.name!r}")
-    return package
+    if len(found) > 1:
+        raise Ambiguous(
+            f"package name {name!r} is ambiguous in project {project.name!r}: name one of "
+            + ", ".join(f"{p.format}{FORMAT_SEPARATOR}{p.display_name}" for p in found)
+        )
+    return found[0]
 
 
 async def list_packages(
-    session: AsyncSession, project: Project, limit: int = 100, offset: int = 0
+    session: AsyncSession,
+    project: Project,
+    limit: int = 100,
+    offset: int = 0,
+    fmt: str | None = None,
 ) -> list[Package]:
     stmt = (
         select(Package)
         .where(Package.project_id == project.id)
-        .order_by(Package.name)
+        .order_by(Package.name, Package.format)
         .limit(limit)
         .offset(offset)
     )
+    if fmt is not None:
+        stmt = stmt.where(Package.format == names.package_format(fmt))
     return list(await session.scalars(stmt))
 
 
 async def ensure_package(
-    session: AsyncSession, project: Project, name: str, fmt: str = "generic", description: str = ""
+    session: AsyncSession,
+    project: Project,
+    name: str,
+    fmt: str = "generic",
+    description: str = "",
+    *,
+    hosted: bool = True,
 ) -> tuple[Package, bool]:
-    """Get or create a package, race-safe. Returns (package, created).
-
-    A generic request for a name that another spelling of an existing pypi or
-    npm package normalises to (an upload to ``Foo.Bar`` when pypi ``foo-bar``
-    exists) gets that package, never a second one beside it."""
+    """Get or create the ``fmt`` package ``name``, race-safe. Returns
+    (package, created). ``hosted``: a package made here, whose name meets
+    the format's rules for new names (cached packages may have legacy
+    names that still exist upstream)."""
     key = names.package_name(name, fmt)
-    if fmt == "generic":
-        exact = await session.scalar(
-            select(Package).where(Package.project_id == project.id, Package.name == key)
-        )
-        if exact is None:
-            other = await _package_by_other_spelling(session, project, name)
-            if other is not None:
-                return other, False
     stmt = (
         insert_for(session, Package)
         .values(
@@ -216,15 +251,29 @@ async def ensure_package(
             description=description,
             created_at=utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+        .on_conflict_do_nothing(index_elements=["project_id", "name", "format"])
         .returning(Package.id)
     )
     created_id = await session.scalar(stmt)
-    package = await session.scalar(
-        select(Package).where(Package.project_id == project.id, Package.name == key)
-    )
+    if created_id is not None and hosted:
+        names.new_package_name(name, fmt)  # the caller's transaction rolls the row back
+    package = await session.scalar(select(Package).where(_same_package(project, fmt, key)))
     assert package is not None
     return package, created_id is not None
+
+
+async def package_for_write(session: AsyncSession, project: Project, ref: str) -> Package:
+    """The package a write to ``ref`` goes to: ``format:name`` gets or
+    creates that format's package; a bare name the one package it resolves
+    to (Conflict if several), else a new generic package."""
+    fmt, name = split_reference(ref)
+    if fmt is None:
+        try:
+            return await resolve_package(session, project, name)
+        except NotFound:
+            fmt = "generic"
+    package, _ = await ensure_package(session, project, name, fmt)
+    return package
 
 
 async def create_package(
@@ -239,7 +288,9 @@ async def create_package(
     names.free_text("description", description)
     package, created = await ensure_package(session, project, name, fmt, description)
     if not created:
-        raise Conflict(f"package {name!r} already exists in project {project.name!r}")
+        raise Conflict(
+            f"{fmt} package {name!r} already exists in project {project.name!r}"
+        )
     record(session, actor, "package.create", f"{project.name}/{package.name}", format=fmt)
     return package
 

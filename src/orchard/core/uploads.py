@@ -45,7 +45,9 @@ async def create(
     ttl: int,
     max_size: int,
 ) -> UploadSession:
-    names.package_name(package)
+    catalog.split_reference(package)
+    if len(package) > names.MAX_PACKAGE_NAME:  # the column holds the reference as given
+        raise InvalidInput(f"package reference {package!r} is too long")
     names.version_string(version)
     names.filename(filename)
     catalog.ensure_writable(await catalog.get_project(session, project))

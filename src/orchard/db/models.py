@@ -79,7 +79,10 @@ class Package(Base):
         back_populates="package", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_packages_project_name"),)
+    # Name before format: a reference without a format looks up by name.
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "format", name="uq_packages_project_name_format"),
+    )
 
 
 class Version(Base):

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from packaging.utils import canonicalize_name
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.downloads import artifact_response
@@ -55,7 +56,7 @@ def version_of(name: str, filename: str) -> str:
             break
     parts = stem.split("-")
     for i in range(1, len(parts)):
-        if core_names.NORMALISERS["pypi"]("-".join(parts[:i])) == name:
+        if canonicalize_name("-".join(parts[:i])) == name:
             try:
                 return canonical_version(parts[i])
             except InvalidInput:
@@ -181,7 +182,7 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
     if len(parts) != 3 or parts[0] != "upstream" or not project.upstream:
         return None
     _, name, filename = parts
-    if core_names.NORMALISERS["pypi"](name) != name:
+    if canonicalize_name(name) != name:
         raise NotFound(f"{name!r} is not a normalised project name")
     core_names.filename(filename)
     ctx = upstream_context(request.app)

@@ -156,13 +156,6 @@ async def _store(
 ) -> StoredFile:
     async with db.transaction() as session:
         row = await catalog.get_project(session, project)
-        other = await session.scalar(
-            select(Package).where(Package.project_id == row.id, Package.name == dist.name)
-        )
-        if other is not None and other.format != hosted.FORMAT:
-            raise Conflict(
-                f"project {project!r} already has a {other.format} package {other.name!r}"
-            )
         try:
             result = await artifacts.add_file(
                 session, storage, actor, project=row, package_name=meta.name,
@@ -180,7 +173,11 @@ async def _store(
             staged=sidecar, package_format=hosted.FORMAT, content_type="text/plain",
         )
         package = await session.scalar(
-            select(Package).where(Package.project_id == row.id, Package.name == dist.name)
+            select(Package).where(
+                Package.project_id == row.id,
+                Package.name == dist.name,
+                Package.format == hosted.FORMAT,
+            )
         )
         assert package is not None
         # Locked: a concurrent upload of the other file of this version updates meta too.

@@ -29,7 +29,10 @@ log = logging.getLogger("orchard.cache")
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT = 0.5  # seconds to open a connection
+# Seconds to open a connection. A Redis that is down refuses at once; this bounds only
+# one that does not answer, and must outlast a busy event loop (0.5 s was seen to
+# expire against a healthy local Redis while another replica started in the process).
+CONNECT_TIMEOUT = 2.0
 OPERATION_TIMEOUT = 1.0  # seconds for one command
 RETRY_INTERVAL = 2.0  # seconds between attempts while disconnected
 CLEAR_BATCH = 500  # keys per SCAN page and per DEL

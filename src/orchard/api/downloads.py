@@ -19,7 +19,6 @@ from urllib.parse import quote
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
-from orchard.auth.credentials import CREDENTIALED
 from orchard.db.models import Artifact
 from orchard.errors import RangeNotSatisfiable, StorageError
 from orchard.headers import served_type
@@ -81,32 +80,21 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+# An answer that needed a credential (every file of a private project does) is
+# made private by headers.secure, from the scope authentication marks.
 PUBLIC = "public, max-age=31536000, immutable"
-PRIVATE = "private, max-age=31536000, immutable"
 
 
-def credentialed(request: Request) -> bool:
-    """Whether the request presented a credential: authentication says so in
-    the scope, or it resolved a signed-in principal for this request."""
-    if request.scope.get(CREDENTIALED):
-        return True
-    principal = getattr(request.state, "principal", None)
-    return bool(getattr(principal, "authenticated", False))
-
-
-def artifact_headers(
-    request: Request, artifact: Artifact, filename: str | None, private: bool = False
-) -> dict[str, str]:
+def artifact_headers(artifact: Artifact, filename: str | None) -> dict[str, str]:
     """Headers of a download: always an attachment (named ``filename``, else
-    the sha256) and never cached by a shared cache when it needed a
-    credential (a private project's file, or any credentialed request)."""
+    the sha256), immutable."""
     headers = {
         "ETag": f'"{artifact.id}"',
         "Accept-Ranges": "bytes",
         "X-Checksum-Sha256": artifact.id,
         "X-Checksum-Sha1": artifact.sha1,
         "X-Checksum-Md5": artifact.md5,
-        "Cache-Control": PRIVATE if private or credentialed(request) else PUBLIC,
+        "Cache-Control": PUBLIC,
         "Content-Disposition": content_disposition(filename or artifact.id),
     }
     for name in ("X-Checksum-Sha1", "X-Checksum-Md5"):
@@ -140,11 +128,10 @@ def memory_response(
     artifact: Artifact,
     body: bytes,
     filename: str | None = None,
-    private: bool = False,
 ) -> Response:
     """A full answer with ``body``, the artifact's bytes, already in memory
     (a small file just fetched and verified); conditional as usual."""
-    headers = artifact_headers(request, artifact, filename, private)
+    headers = artifact_headers(artifact, filename)
     if _etag_matches(request.headers.get("if-none-match"), artifact.id):
         return Response(status_code=304, headers=headers)
     BYTES_OUT.inc(len(body))
@@ -157,11 +144,9 @@ async def artifact_response(
     storage: ArtifactStore,
     settings: Settings,
     filename: str | None = None,
-    private: bool = False,
 ) -> Response:
-    """The artifact's bytes as a download (see ``artifact_headers``); pass
-    ``private`` for a file of a project that is not public."""
-    headers = artifact_headers(request, artifact, filename, private)
+    """The artifact's bytes as a download (see ``artifact_headers``)."""
+    headers = artifact_headers(artifact, filename)
     if _etag_matches(request.headers.get("if-none-match"), artifact.id):
         return Response(status_code=304, headers=headers)
     if settings.s3_presigned_redirect:

@@ -26,7 +26,7 @@ import hashlib
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
-from orchard.api.downloads import artifact_response, credentialed
+from orchard.api.downloads import artifact_response
 from orchard.auth.policy import project_for
 from orchard.auth.principal import Principal
 from orchard.core import artifacts, catalog
@@ -42,7 +42,6 @@ router = APIRouter(include_in_schema=False)
 ALIAS = "/pypi/simple"
 INDEX = "/pypi/{project}/simple"
 PAGE_HEADERS = {"Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
-PRIVATE_PAGE = "private, max-age=0, must-revalidate"
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -62,18 +61,11 @@ def _media_type(request: Request) -> str | Response:
     return chosen
 
 
-def _private(request: Request, row: Project) -> bool:
-    """Whether an answer about ``row`` needed a credential: a shared cache must not keep it."""
-    return not row.is_public or credentialed(request)
-
-
 def _page(
     request: Request, row: Project, body: bytes, media_type: str, extra: dict[str, str]
 ) -> Response:
     etag = f'"{hashlib.sha256(body).hexdigest()[:40]}"'
     headers = {**PAGE_HEADERS, **extra, "ETag": etag}
-    if _private(request, row):
-        headers["Cache-Control"] = PRIVATE_PAGE
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=negotiate.content_type(media_type), headers=headers)
@@ -229,9 +221,7 @@ async def hosted_file(
         ver = await catalog.get_version(session, package, version)
         found = await catalog.get_file(session, ver, filename)
         artifact = await artifacts.get_artifact(session, found.artifact_id)
-    return await artifact_response(
-        request, artifact, storage, settings, filename, private=not row.is_public
-    )
+    return await artifact_response(request, artifact, storage, settings, filename)
 
 
 @router.post("/pypi/{project}/")

@@ -1774,7 +1774,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1807,7 +1807,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1838,7 +1838,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1871,7 +1871,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1904,7 +1904,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -1938,7 +1938,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -1970,7 +1970,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -2008,7 +2008,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;
@@ -2046,7 +2046,7 @@ export interface operations {
             };
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;
@@ -2081,7 +2081,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
-                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, ``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``. */
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;

@@ -27,10 +27,11 @@ PackageRef = Annotated[
     Path(
         description=(
             "The package: ``{format}:{name}`` (or a bare name when only one format has it), "
-            "percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:%40babel%2Fcore``, "
-            "``go:github.com%2Fpkg%2Ferrors``, ``pypi:requests``."
+            "sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` "
+            "travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as "
+            "``go:github.com%2Fpkg%2Ferrors``."
         ),
-        examples=["npm:%40babel%2Fcore"],
+        examples=["npm:@babel/core"],
     ),
 ]
 

@@ -11,7 +11,7 @@ describe("installInstructions", () => {
     expect(steps[0].command).toBe("pip install --index-url http://orchard.test:8080/pypi/team%20a/simple/ Hello_World==1.0");
     expect(steps[1].command).toBe("uv pip install --index-url http://orchard.test:8080/pypi/team%20a/simple/ Hello_World==1.0");
     expect(steps[2].command).toBe(
-      "curl -fL -o hello_world-1.0-py3-none-any.whl http://orchard.test:8080/api/v1/project/team%20a/packages/Hello_World/versions/1.0/files/hello_world-1.0-py3-none-any.whl",
+      "curl -fL -o hello_world-1.0-py3-none-any.whl http://orchard.test:8080/api/v1/project/team%20a/packages/pypi:Hello_World/versions/1.0/files/hello_world-1.0-py3-none-any.whl",
     );
   });
 
@@ -30,14 +30,14 @@ describe("installInstructions", () => {
     const steps = installInstructions({ ...base, pkg: "tool", format: "generic", version: "1.0.0", filename: "tool linux.tar.gz", isPublic: false });
     expect(steps).toHaveLength(1);
     expect(steps[0].command).toBe(
-      `curl -fL -H "Authorization: Bearer $ORCHARD_TOKEN" -o 'tool linux.tar.gz' http://orchard.test:8080/api/v1/project/team%20a/packages/tool/versions/1.0.0/files/tool%20linux.tar.gz`,
+      `curl -fL -H "Authorization: Bearer $ORCHARD_TOKEN" -o 'tool linux.tar.gz' http://orchard.test:8080/api/v1/project/team%20a/packages/generic:tool/versions/1.0.0/files/tool%20linux.tar.gz`,
     );
     expect(steps[0].note).toMatch(/token/);
   });
 
   test("generic without a known file lists the versions", () => {
     const steps = installInstructions({ ...base, pkg: "tool", format: "generic", version: null });
-    expect(steps[0].command).toBe("curl -fsS http://orchard.test:8080/api/v1/project/team%20a/packages/tool/versions");
+    expect(steps[0].command).toBe("curl -fsS http://orchard.test:8080/api/v1/project/team%20a/packages/generic:tool/versions");
   });
 
   test("shellQuote", () => {

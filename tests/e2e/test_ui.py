@@ -212,7 +212,7 @@ def test_ui_flow(live_server: LiveServer, browser: object) -> None:
     expect(curl.locator("code")).to_contain_text("/files/")
     command = curl.locator("code").inner_text()
     assert command.startswith("curl -fL"), command
-    assert f"/api/v1/project/{PROJECT}/packages/{PACKAGE}/versions/1.0.0/files/" in command
+    assert f"/api/v1/project/{PROJECT}/packages/generic:{PACKAGE}/versions/1.0.0/files/" in command
     copy = curl.get_by_role("button", name=re.compile("Copy curl command"))
     copy.click()
     expect(copy).to_have_attribute("data-state", "copied")
@@ -345,6 +345,65 @@ def test_ui_flow(live_server: LiveServer, browser: object) -> None:
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Orchard home")).to_be_focused()
 
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def test_formats_and_encoded_names(live_server: LiveServer, browser: object) -> None:
+    """One name in three formats, an npm scope and a Go module path: the
+    listing shows each with its format, and each link opens its package
+    and its version (the name travels percent-encoded in one segment)."""
+    from playwright.sync_api import expect
+
+    base, auth = live_server.url, live_server.auth
+    api = f"{base}/api/v1"
+    made = httpx.post(f"{api}/projects", json={"name": "formats"}, headers=auth)
+    assert made.status_code == 201, made.text
+    packages = [
+        ("pypi", "yaml", "6.0.2"),
+        ("npm", "yaml", "2.8.0"),
+        ("generic", "yaml", "1.0"),
+        ("npm", "@babel/core", "7.24.0"),
+        ("go", "github.com/Azure/go-autorest/v14", "v14.2.0"),
+    ]
+    for fmt, name, version in packages:
+        r = httpx.post(
+            f"{api}/project/formats/packages", json={"name": name, "format": fmt}, headers=auth
+        )
+        assert r.status_code == 201, r.text
+        put = httpx.put(
+            f"{r.json()['url']}/versions/{version}/files/{fmt}.bin",
+            content=f"{fmt} {name}".encode(),
+            headers=auth,
+        )
+        assert put.status_code == 201, put.text
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/projects/formats")
+    listing = page.get_by_role("list", name="Packages")
+    for fmt, name, _version in packages:
+        row = listing.locator(f"li[data-package='{fmt}:{name}']")
+        expect(row).to_contain_text(name)
+        expect(row.locator(".pill")).to_have_text(fmt)
+    shot(page, "19-formats-listing")
+    for fmt, name, version in packages:
+        page.goto(f"{base}/projects/formats")
+        page.locator(f"li[data-package='{fmt}:{name}']").get_by_role("link").click()
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+        expect(page.locator(".page-head .pill")).to_have_text(fmt)
+        page.get_by_role("table", name="Versions").get_by_role("link", name=version).click()
+        files = page.get_by_role("table", name="Files")
+        expect(files.get_by_role("link", name=f"{fmt}.bin")).to_be_visible()
+        href = files.get_by_role("link", name=f"{fmt}.bin").get_attribute("href")
+        assert href is not None
+        got = httpx.get(href if href.startswith("http") else f"{base}{href}", headers=auth)
+        assert got.content == f"{fmt} {name}".encode(), href
+    shot(page, "20-go-module-version")
     context.close()
     assert not errors, f"errors in the page: {errors}"
 

@@ -100,7 +100,10 @@ async def test_put_streamed(client: httpx.AsyncClient) -> None:
     r = await client.put(FILE_URL.format(name="a.bin"), content=DATA)
     assert r.status_code == 201, r.text
     await assert_upload(client, r.json(), DATA, created=True, refs=1)
-    assert r.headers["location"].endswith(FILE_URL.format(name="a.bin"))
+    # the canonical URL names the format: generic:pkg
+    assert r.headers["location"].endswith(
+        FILE_URL.format(name="a.bin").replace("/pkg/", "/generic:pkg/")
+    )
 
     r = await client.put(
         FILE_URL.format(name="b.bin"), content=DATA, headers={"X-Checksum-Sha256": SHA.upper()}

@@ -128,3 +128,14 @@ def test_generic_keeps_its_rules() -> None:
     for bad in ("a/b", "-a", "a..b"):
         with pytest.raises(InvalidInput):
             names.package_name(bad, "generic")
+
+
+def test_the_format_table_lists_every_format_from_its_room() -> None:
+    rules = names.format_rules()
+    assert tuple(rules) == names.FORMATS
+    assert {type(r).__module__ for r in rules.values()} == {
+        "orchard.core.names",
+        "orchard.protocols.pypi.names",
+        "orchard.protocols.npm.names",
+        "orchard.protocols.goproxy.names",
+    }

@@ -776,12 +776,23 @@ export interface components {
             created_at: string;
             /** Description */
             description: string;
-            /** Display Name */
+            /**
+             * Display Name
+             * @description the name as first written
+             */
             display_name: string;
             /** Format */
             format: string;
-            /** Name */
+            /**
+             * Name
+             * @description the name as the format stores it (PyPI: PEP 503 normal form)
+             */
             name: string;
+            /**
+             * Url
+             * @description A package's own API URL: ``/api/v1/project/{project}/packages/{format}:{name}`` with the name percent-encoded as one segment (``npm:%40babel%2Fcore``).
+             */
+            url: string;
         };
         /** PasswordIn */
         PasswordIn: {
@@ -866,10 +877,18 @@ export interface components {
             format: string;
             /** Latest Version */
             latest_version: string | null;
-            /** Package */
+            /**
+             * Package
+             * @description the package's display name
+             */
             package: string;
             /** Project */
             project: string;
+            /**
+             * Url
+             * @description A package's own API URL: ``/api/v1/project/{project}/packages/{format}:{name}`` with the name percent-encoded as one segment (``npm:%40babel%2Fcore``).
+             */
+            url: string;
         };
         /** StorageStats */
         StorageStats: {
@@ -981,6 +1000,8 @@ export interface components {
             created: boolean;
             /** Filename */
             filename: string;
+            /** Format */
+            format: string;
             /** Md5 */
             md5: string;
             /** Package */
@@ -1224,6 +1245,11 @@ export interface components {
             meta: {
                 [key: string]: unknown;
             };
+            /**
+             * Url
+             * @description the version's own API URL
+             */
+            url: string;
             /** Version */
             version: string;
             /** Yank Reason */
@@ -1676,6 +1702,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description only packages of this format */
+                format?: string | null;
             };
             header?: never;
             path: {
@@ -1746,6 +1774,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1778,6 +1807,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1808,6 +1838,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1840,6 +1871,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
             };
             cookie?: never;
@@ -1872,6 +1904,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -1905,6 +1938,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -1936,6 +1970,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
             };
@@ -1973,6 +2008,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;
@@ -2010,6 +2046,7 @@ export interface operations {
             };
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;
@@ -2044,6 +2081,7 @@ export interface operations {
             header?: never;
             path: {
                 project: string;
+                /** @description The package: ``{format}:{name}`` (or a bare name when only one format has it), sent percent-encoded as ONE path segment, ``/`` as ``%2F``: ``npm:@babel/core`` travels as ``npm:%40babel%2Fcore``, ``go:github.com/pkg/errors`` as ``go:github.com%2Fpkg%2Ferrors``. */
                 package: string;
                 version: string;
                 filename: string;

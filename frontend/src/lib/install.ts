@@ -23,6 +23,8 @@ export interface Instruction {
   note?: string;
 }
 
+import { packageSegment } from "./links";
+
 const enc = encodeURIComponent;
 
 function trimBase(url: string): string {
@@ -35,7 +37,7 @@ export function shellQuote(word: string): string {
 }
 
 export function fileUrl(t: InstallTarget, version: string, filename: string): string {
-  return `${trimBase(t.baseUrl)}/api/v1/project/${enc(t.project)}/packages/${enc(t.pkg)}/versions/${enc(version)}/files/${enc(filename)}`;
+  return `${trimBase(t.baseUrl)}/api/v1/project/${enc(t.project)}/packages/${packageSegment(t.format, t.pkg)}/versions/${enc(version)}/files/${enc(filename)}`;
 }
 
 export function installInstructions(t: InstallTarget): Instruction[] {
@@ -86,7 +88,7 @@ export function installInstructions(t: InstallTarget): Instruction[] {
     out.push({
       id: "curl",
       label: "curl",
-      command: `curl -fsS ${base}/api/v1/project/${project}/packages/${enc(t.pkg)}/versions`,
+      command: `curl -fsS ${base}/api/v1/project/${project}/packages/${packageSegment(t.format, t.pkg)}/versions`,
       note: "Lists the versions; each file has a download URL.",
     });
   }

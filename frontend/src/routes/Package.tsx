@@ -6,6 +6,7 @@ import { CodeLine } from "../components/CopyButton";
 import { Async, Empty, ErrorBox, Loading } from "../components/States";
 import { formatDate } from "../lib/format";
 import { installInstructions } from "../lib/install";
+import { uiPath } from "../lib/links";
 import { isSignedIn, useAuth } from "../lib/auth";
 import { useLoad } from "../lib/useLoad";
 
@@ -99,7 +100,7 @@ export function PackagePage() {
                         {vs.map((v) => (
                           <tr key={v.version} aria-selected={v.version === selected.version}>
                             <td>
-                              <Link to={`/projects/${encodeURIComponent(project)}/packages/${encodeURIComponent(pkg)}/versions/${encodeURIComponent(v.version)}`}>{v.version}</Link>
+                              <Link to={uiPath(v.url)}>{v.version}</Link>
                               {v === latest ? <span className="pill good">latest</span> : null}
                             </td>
                             <td>{formatDate(v.created_at)}</td>

@@ -4,6 +4,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, unwrap, type Member, type Project } from "../api/client";
 import { Async, Empty, ErrorBox } from "../components/States";
 import { formatDate } from "../lib/format";
+import { uiPath } from "../lib/links";
 import { isSignedIn, useAuth } from "../lib/auth";
 import { useLoad } from "../lib/useLoad";
 
@@ -195,8 +196,8 @@ export function ProjectPage() {
                     ) : (
                       <ul className="list" aria-label="Packages">
                         {pkgs.map((k) => (
-                          <li key={k.name}>
-                            <Link to={`/projects/${encodeURIComponent(p.name)}/packages/${encodeURIComponent(k.name)}`}>{k.display_name}</Link>
+                          <li key={k.url} data-package={`${k.format}:${k.name}`}>
+                            <Link to={uiPath(k.url)}>{k.display_name}</Link>
                             <span className="pill neutral">{k.format}</span>
                             {k.description ? <span className="muted"> {k.description}</span> : null}
                           </li>

@@ -3,6 +3,7 @@ import { Link, useSearchParams } from "react-router-dom";
 
 import { api, unwrap, type SearchHit } from "../api/client";
 import { Async, Empty } from "../components/States";
+import { uiPath } from "../lib/links";
 import { useLoad } from "../lib/useLoad";
 
 const FORMATS = ["", "generic", "pypi", "npm", "go"];
@@ -62,7 +63,7 @@ export function SearchPage() {
             <ul className="cards" aria-label="Search results">
               {hits.map((h) => (
                 <li key={`${h.project}/${h.package}`} className="card">
-                  <Link className="card-title" to={`/projects/${encodeURIComponent(h.project)}/packages/${encodeURIComponent(h.package)}`}>
+                  <Link className="card-title" to={uiPath(h.url)}>
                     {h.package}
                   </Link>
                   <div className="tags">

@@ -6,6 +6,7 @@ import { errorMessage } from "../api/errors";
 import { ProgressBar } from "../components/ProgressBar";
 import { Async, Empty } from "../components/States";
 import { formatBytes, shortHash } from "../lib/format";
+import { refSegment } from "../lib/links";
 import { RESUMABLE_THRESHOLD, uploadFile, useResumable, type Progress } from "../lib/upload";
 import { useLoad } from "../lib/useLoad";
 
@@ -74,7 +75,7 @@ export function UploadPage() {
     void run(created);
   }
 
-  const target = `/projects/${encodeURIComponent(project)}/packages/${encodeURIComponent(pkg.trim())}`;
+  const target = `/projects/${encodeURIComponent(project)}/packages/${refSegment(pkg.trim())}`;
 
   return (
     <section>

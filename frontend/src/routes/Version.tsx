@@ -5,6 +5,7 @@ import { api, unwrap, type ArtifactDetail, type Version } from "../api/client";
 import { CopyButton } from "../components/CopyButton";
 import { Async, Empty, ErrorBox } from "../components/States";
 import { formatBytes, formatDate, shortHash } from "../lib/format";
+import { refName, refSegment } from "../lib/links";
 import { isSignedIn, useAuth } from "../lib/auth";
 import { useLoad } from "../lib/useLoad";
 
@@ -62,16 +63,17 @@ export function VersionPage() {
     <Async state={state} label="Loading version…">
       {(loaded) => {
         const v = override ?? loaded;
-        const pkgUrl = `/projects/${encodeURIComponent(project)}/packages/${encodeURIComponent(pkg)}`;
+        const pkgUrl = `/projects/${encodeURIComponent(project)}/packages/${refSegment(pkg)}`;
+        const name = refName(pkg);
         return (
           <section>
             <nav aria-label="Breadcrumb" className="crumbs">
               <Link to="/projects">Projects</Link> / <Link to={`/projects/${encodeURIComponent(project)}`}>{project}</Link> /{" "}
-              <Link to={pkgUrl}>{pkg}</Link> / <span aria-current="page">{v.version}</span>
+              <Link to={pkgUrl}>{name}</Link> / <span aria-current="page">{v.version}</span>
             </nav>
             <div className="page-head">
               <h1>
-                {pkg} <span className="muted">{v.version}</span>
+                {name} <span className="muted">{v.version}</span>
               </h1>
               <span className="muted">published {formatDate(v.created_at)}</span>
             </div>

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from orchard.api.downloads import artifact_response
-from orchard.api.urls import file_url
+from orchard.api.urls import PackageRef, SegmentRoute, file_url
 from orchard.auth.policy import project_for
 from orchard.auth.principal import Principal
 from orchard.core import artifacts, catalog, names
@@ -23,7 +24,7 @@ from orchard.errors import InvalidInput
 from orchard.metrics import DEDUP_BYTES, DEDUP_HITS, UPLOADS
 from orchard.storage.base import ArtifactStore, StagedBlob
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], route_class=SegmentRoute)
 
 FILE = "/project/{project}/packages/{package}/versions/{version}/files/{filename}"
 
@@ -39,6 +40,7 @@ class UploadOut(BaseModel):
 
     project: str
     package: str
+    format: str
     version: str
     filename: str
     sha256: str
@@ -74,6 +76,14 @@ async def check_target(
         catalog.ensure_writable(await project_for(session, principal, project, "write"))
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A stored file and the format of its package."""
+
+    file: StoredFile
+    format: str
+
+
 async def store_staged(
     db: Database,
     storage: ArtifactStore,
@@ -86,18 +96,22 @@ async def store_staged(
     filename: str,
     content_type: str,
     expected_sha256: str | None = None,
-) -> StoredFile:
+) -> Stored:
     """Verify and attach staged bytes; discards them on any failure."""
     try:
         artifacts.verify_checksum(staged, expected_sha256)
         async with db.transaction() as session:
             row = await catalog.get_project(session, project)
+            catalog.ensure_writable(row)
+            pkg = await catalog.package_for_write(session, row, package)
+            fmt = pkg.format
             result = await artifacts.add_file(
                 session,
                 storage,
                 actor,
                 project=row,
-                package_name=package,
+                package_name=pkg.display_name,
+                package_format=fmt,
                 version=version,
                 filename=filename,
                 staged=staged,
@@ -111,14 +125,16 @@ async def store_staged(
     if result.deduplicated:
         DEDUP_HITS.inc()
         DEDUP_BYTES.inc(staged.info.size)
-    return result
+    return Stored(result, fmt)
 
 
-def upload_response(request: Request, result: StoredFile) -> JSONResponse:
+def upload_response(request: Request, stored: Stored) -> JSONResponse:
+    result = stored.file
     a = result.artifact
     body = UploadOut(
         project=result.project,
         package=result.package,
+        format=stored.format,
         version=result.version,
         filename=result.filename,
         sha256=a.id,
@@ -127,7 +143,14 @@ def upload_response(request: Request, result: StoredFile) -> JSONResponse:
         sha1=a.sha1,
         sha512=a.sha512,
         created=result.created,
-        url=file_url(request, result.project, result.package, result.version, result.filename),
+        url=file_url(
+            request,
+            result.project,
+            stored.format,
+            result.package,
+            result.version,
+            result.filename,
+        ),
     )
     return JSONResponse(
         body.model_dump(mode="json"),
@@ -139,7 +162,7 @@ def upload_response(request: Request, result: StoredFile) -> JSONResponse:
 @router.put(FILE, response_model=UploadOut, status_code=201)
 async def put_file(
     project: str,
-    package: str,
+    package: PackageRef,
     version: str,
     filename: str,
     request: Request,
@@ -178,7 +201,7 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 )
 async def post_file(
     project: str,
-    package: str,
+    package: PackageRef,
     request: Request,
     db: DbDep,
     storage: StorageDep,
@@ -220,7 +243,7 @@ async def post_file(
 @router.head(FILE, response_class=Response)
 async def get_file(
     project: str,
-    package: str,
+    package: PackageRef,
     version: str,
     filename: str,
     request: Request,

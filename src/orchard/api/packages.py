@@ -1,4 +1,7 @@
-"""Packages and versions of a project."""
+"""Packages and versions of a project.
+
+``{package}`` is one percent-encoded path segment, ``{format}:{name}`` or a
+bare name (see api/urls.py): ``/project/p/packages/npm:%40babel%2Fcore``."""
 
 from __future__ import annotations
 
@@ -6,24 +9,25 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchard.api.schemas import FileOut, PackageIn, PackageOut, VersionOut, VersionPatch
-from orchard.api.urls import file_url
+from orchard.api.urls import PackageRef, SegmentRoute, file_url, package_url, version_url
 from orchard.auth.policy import project_for
 from orchard.core import catalog, names
 from orchard.db.models import Artifact, Package, Project, Version
 from orchard.deps import CurrentActor, CurrentPrincipal, DbDep
 
-router = APIRouter(tags=["packages"])
+router = APIRouter(tags=["packages"], route_class=SegmentRoute)
 
 PKG = "/project/{project}/packages/{package}"
 
 
-def package_out(package: Package) -> PackageOut:
+def package_out(request: Request, project: Project, package: Package) -> PackageOut:
     return PackageOut(
         name=package.name,
         display_name=package.display_name,
         format=package.format,
         description=package.description,
         created_at=package.created_at,
+        url=package_url(request, project.name, package.format, package.name),
     )
 
 
@@ -48,7 +52,14 @@ async def version_out(
                     sha256=artifact.id,
                     content_type=artifact.content_type,
                     created_at=f.created_at,
-                    url=file_url(request, project.name, package.name, version.version, f.filename),
+                    url=file_url(
+                        request,
+                        project.name,
+                        package.format,
+                        package.name,
+                        version.version,
+                        f.filename,
+                    ),
                 )
             )
     return VersionOut(
@@ -59,25 +70,36 @@ async def version_out(
         deprecated=version.deprecated,
         meta=version.meta or {},
         files=files,
+        url=version_url(request, project.name, package.format, package.name, version.version),
     )
 
 
 @router.get("/project/{project}/packages", response_model=list[PackageOut])
 async def list_packages(
     project: str,
+    request: Request,
     db: DbDep,
     principal: CurrentPrincipal,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31 - 1),
+    format: str | None = Query(None, max_length=16, description="only packages of this format"),
 ) -> list[PackageOut]:
+    if format is not None:
+        names.package_format(format)
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        return [package_out(p) for p in await catalog.list_packages(session, row, limit, offset)]
+        found = await catalog.list_packages(session, row, limit, offset, format)
+        return [package_out(request, row, p) for p in found]
 
 
 @router.post("/project/{project}/packages", response_model=PackageOut, status_code=201)
 async def create_package(
-    project: str, body: PackageIn, db: DbDep, principal: CurrentPrincipal, actor: CurrentActor
+    project: str,
+    body: PackageIn,
+    request: Request,
+    db: DbDep,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
 ) -> PackageOut:
     names.package_format(body.format)
     async with db.transaction() as session:
@@ -85,21 +107,21 @@ async def create_package(
         package = await catalog.create_package(
             session, actor, row, body.name, body.format, body.description
         )
-        return package_out(package)
+        return package_out(request, row, package)
 
 
 @router.get(PKG, response_model=PackageOut)
 async def get_package(
-    project: str, package: str, db: DbDep, principal: CurrentPrincipal
+    project: str, package: PackageRef, request: Request, db: DbDep, principal: CurrentPrincipal
 ) -> PackageOut:
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
-        return package_out(await catalog.resolve_package(session, row, package))
+        return package_out(request, row, await catalog.resolve_package(session, row, package))
 
 
 @router.delete(PKG, status_code=204)
 async def delete_package(
-    project: str, package: str, db: DbDep, principal: CurrentPrincipal, actor: CurrentActor
+    project: str, package: PackageRef, db: DbDep, principal: CurrentPrincipal, actor: CurrentActor
 ) -> Response:
     async with db.transaction() as session:
         row = await project_for(session, principal, project, "write")
@@ -110,7 +132,7 @@ async def delete_package(
 
 @router.get(PKG + "/versions", response_model=list[VersionOut])
 async def list_versions(
-    project: str, package: str, request: Request, db: DbDep, principal: CurrentPrincipal
+    project: str, package: PackageRef, request: Request, db: DbDep, principal: CurrentPrincipal
 ) -> list[VersionOut]:
     async with db.session() as session:
         row = await project_for(session, principal, project, "read")
@@ -124,7 +146,7 @@ async def list_versions(
 @router.get(PKG + "/versions/{version}", response_model=VersionOut)
 async def get_version(
     project: str,
-    package: str,
+    package: PackageRef,
     version: str,
     request: Request,
     db: DbDep,
@@ -140,7 +162,7 @@ async def get_version(
 @router.patch(PKG + "/versions/{version}", response_model=VersionOut)
 async def update_version(
     project: str,
-    package: str,
+    package: PackageRef,
     version: str,
     body: VersionPatch,
     request: Request,
@@ -161,7 +183,7 @@ async def update_version(
 @router.delete(PKG + "/versions/{version}", status_code=204)
 async def delete_version(
     project: str,
-    package: str,
+    package: PackageRef,
     version: str,
     db: DbDep,
     principal: CurrentPrincipal,

@@ -32,6 +32,12 @@ class ProjectOut(BaseModel):
     updated_at: datetime
 
 
+PACKAGE_URL_NOTE = (
+    "A package's own API URL: ``/api/v1/project/{project}/packages/{format}:{name}`` with "
+    "the name percent-encoded as one segment (``npm:%40babel%2Fcore``)."
+)
+
+
 class PackageIn(BaseModel):
     name: str = Field(min_length=1, max_length=214)
     format: str = "generic"
@@ -39,11 +45,12 @@ class PackageIn(BaseModel):
 
 
 class PackageOut(BaseModel):
-    name: str
-    display_name: str
+    name: str = Field(description="the name as the format stores it (PyPI: PEP 503 normal form)")
+    display_name: str = Field(description="the name as first written")
     format: str
     description: str
     created_at: datetime
+    url: str = Field(description=PACKAGE_URL_NOTE)
 
 
 class VersionPatch(BaseModel):
@@ -69,6 +76,7 @@ class VersionOut(BaseModel):
     deprecated: str
     meta: dict[str, Any]
     files: list[FileOut] | None = None
+    url: str = Field(description="the version's own API URL")
 
 
 class ReferenceOut(BaseModel):
@@ -123,10 +131,11 @@ class AuditOut(BaseModel):
 
 class SearchHit(BaseModel):
     project: str
-    package: str
+    package: str = Field(description="the package's display name")
     format: str
     description: str
     latest_version: str | None
+    url: str = Field(description=PACKAGE_URL_NOTE)
 
 
 class StorageStats(BaseModel):

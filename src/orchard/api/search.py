@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 
 from orchard.api.schemas import SearchHit, StorageStats
+from orchard.api.urls import package_url
 from orchard.auth.policy import require_admin, visible_projects
 from orchard.core import names
 from orchard.db.models import Artifact, File, Package, Project, Version
@@ -16,6 +17,7 @@ router = APIRouter(tags=["search"])
 
 @router.get("/search", response_model=list[SearchHit])
 async def search(
+    request: Request,
     db: DbDep,
     principal: CurrentPrincipal,
     q: str = Query(..., min_length=1, max_length=214, description="part of a package name"),
@@ -34,7 +36,14 @@ async def search(
         .scalar_subquery()
     )
     stmt = (
-        select(Project.name, Package.display_name, Package.format, Package.description, latest)
+        select(
+            Project.name,
+            Package.display_name,
+            Package.format,
+            Package.description,
+            latest,
+            Package.name,
+        )
         .join(Project, Package.project_id == Project.id)
         .where(visible_projects(principal))
         .where(func.lower(Package.name).contains(q.lower(), autoescape=True))
@@ -49,7 +58,12 @@ async def search(
         rows = await session.execute(stmt)
         return [
             SearchHit(
-                project=r[0], package=r[1], format=r[2], description=r[3], latest_version=r[4]
+                project=r[0],
+                package=r[1],
+                format=r[2],
+                description=r[3],
+                latest_version=r[4],
+                url=package_url(request, r[0], r[2], r[5]),
             )
             for r in rows
         ]

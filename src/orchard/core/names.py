@@ -7,18 +7,20 @@ surprises are refused with InvalidInput before anything is written.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import Protocol
 
 from orchard.errors import InvalidInput
 
+# The formats, in the order of ``format_rules()`` (checked by the unit tests).
 FORMATS = ("generic", "pypi", "npm", "go")
 
 _PROJECT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 _PACKAGE = re.compile(r"^[A-Za-z0-9@](?:[A-Za-z0-9._+~@-]{0,212}[A-Za-z0-9_+~])?$")
 _VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._+~!-]{0,126}[A-Za-z0-9_+~])?$")
 _FILENAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-_PEP503 = re.compile(r"[-_.]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Free text keeps tabs and line breaks; NUL and the other controls are refused
 # (PostgreSQL cannot even store NUL in a text column).
@@ -93,8 +95,7 @@ def package_format(value: str) -> str:
 
 # --- package names ----------------------------------------------------------------------------
 # One safety check every name of every format passes, then the format's own
-# rules. (Issue 16 step 7 moves each format's rules into its room under
-# ``protocols/``; core will then take them as a parameter.)
+# rules, which live in the format's room under ``protocols/``.
 
 MAX_PACKAGE_NAME = 214  # the column's width, and npm's limit
 _UNSAFE = frozenset("\\%:")  # no path escapes, no URL escapes, no ``format:name`` clash
@@ -117,139 +118,55 @@ def safe_package_name(value: object) -> str:
     return value
 
 
-class NameRules:
-    """A format's package-name rules: ``normalize`` checks a name and
-    returns the key it is stored and found under; ``check_new`` is the
-    stricter check for a package created here (not one cached from an
-    upstream, where legacy names still exist)."""
+class NameRules(Protocol):
+    """A format's package-name rules. ``normalize`` checks a name (already
+    through ``safe_package_name``) and returns the key it is stored and
+    found under; ``check_new`` is the stricter check for a package created
+    here (not one cached from an upstream, where legacy names still exist)."""
+
+    format: str
+
+    def normalize(self, name: str) -> str: ...
+
+    def check_new(self, name: str) -> None: ...
+
+
+class GenericNames:
+    """The generic format (files of any kind, no client protocol): one
+    ``/``-free element of letters, digits and ``._+~@-``; case kept."""
 
     format = "generic"
 
     def normalize(self, name: str) -> str:
-        _check("package", name, _PACKAGE)
-        return name
+        return _check("package", name, _PACKAGE)
 
     def check_new(self, name: str) -> None:
         self.normalize(name)
 
 
-class PypiNames(NameRules):
-    """PEP 508 names, normalised by PEP 503 (``Foo.Bar_baz`` → ``foo-bar-baz``)."""
+@functools.cache
+def format_rules() -> dict[str, NameRules]:
+    """The one table of formats and their name rules. The rooms' modules
+    are imported on the first call, not at the top: they use the checks of
+    this module."""
+    from orchard.protocols.goproxy.names import GoNames
+    from orchard.protocols.npm.names import NpmNames
+    from orchard.protocols.pypi.names import PypiNames
 
-    format = "pypi"
-    _VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-
-    def normalize(self, name: str) -> str:
-        if not self._VALID.fullmatch(safe_package_name(name)):
-            raise InvalidInput(f"invalid Python package name {name!r}")
-        return _PEP503.sub("-", name).lower()
-
-
-class NpmNames(NameRules):
-    """npm's names (validate-npm-package-name): ``name`` or ``@scope/name``,
-    each part URL-safe, no leading ``.`` or ``_``, at most 214 characters.
-    Case-sensitive (``JSONStream`` and ``jsonstream`` are two packages
-    upstream), so the key is the name itself; legacy names (capitals,
-    ``~'!()*``) are read and cached but not created here."""
-
-    format = "npm"
-    _PART = re.compile(r"^[A-Za-z0-9._~'!()*-]+$")
-    _LEGACY = re.compile(r"[A-Z~'!()*]")
-    _BLOCKED = frozenset({"node_modules", "favicon.ico"})
-
-    def _parts(self, name: str) -> list[str]:
-        safe_package_name(name)
-        parts = name[1:].split("/") if name.startswith("@") else [name]
-        if (
-            name != name.strip()
-            or len(parts) != (2 if name.startswith("@") else 1)
-            or not all(self._PART.fullmatch(part) for part in parts)
-            or name.startswith((".", "_"))
-            or parts[-1].startswith((".", "_"))
-            or name.lower() in self._BLOCKED
-        ):
-            raise InvalidInput(f"invalid npm package name {name!r}")
-        return parts
-
-    def normalize(self, name: str) -> str:
-        self._parts(name)
-        return name
-
-    def check_new(self, name: str) -> None:
-        if self._LEGACY.search("/".join(self._parts(name))):
-            raise InvalidInput(
-                f"invalid npm package name {name!r}: new packages must not have capital "
-                "letters or any of ~'!()*"
-            )
-
-
-class GoNames(NameRules):
-    """Go module paths (``golang.org/x/mod/module.CheckPath``): elements of
-    ``[A-Za-z0-9-._~]`` not starting or ending with ``.``; the first one a
-    lower-case host name with a dot, not starting with ``-``; no Windows
-    reserved or short (``~1``) names; a major-version suffix ``/vN`` only
-    for N ≥ 2 without a leading zero (``gopkg.in/name.vN`` there). Paths are
-    case-sensitive: the key is the path itself."""
-
-    format = "go"
-    _ELEMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
-    _HOST = re.compile(r"^[a-z0-9.-]+$")
-    _SHORT = re.compile(r"~[0-9]+$")
-    _RESERVED = frozenset(
-        {"con", "prn", "aux", "nul"}
-        | {f"com{i}" for i in range(1, 10)}
-        | {f"lpt{i}" for i in range(1, 10)}
-    )
-    _MAJOR = re.compile(r"/v([0-9]+)$")
-    _GOPKG = re.compile(r"\.v(0|[1-9][0-9]*)$")
-
-    def normalize(self, name: str) -> str:
-        elements = safe_package_name(name).split("/")
-        wrong = None
-        for element in elements:
-            if not self._ELEMENT.fullmatch(element) or element[0] == "." or element[-1] == ".":
-                wrong = f"invalid path element {element!r}"
-            elif self._SHORT.search(element.split(".")[0]) or (
-                element.split(".")[0].lower() in self._RESERVED
-            ):
-                wrong = f"{element!r} is a reserved file name on Windows"
-        host = elements[0]
-        if wrong is None and (
-            "." not in host or host.startswith("-") or not self._HOST.fullmatch(host)
-        ):
-            wrong = "the first path element must be a lower-case host name with a dot"
-        if wrong is None:
-            wrong = self._major_problem(name)
-        if wrong is not None:
-            raise InvalidInput(f"invalid Go module path {name!r}: {wrong}")
-        return name
-
-    def _major_problem(self, path: str) -> str | None:
-        if path.startswith("gopkg.in/"):
-            if len(path.split("/")) != 2 or not self._GOPKG.search(path):
-                return "a gopkg.in path must end in .vN"
-            return None
-        major = self._MAJOR.search(path)
-        if major is not None and (major.group(1) in ("0", "1") or major.group(1)[0] == "0"):
-            return "a major-version suffix must be /vN with N ≥ 2 and no leading zero"
-        return None
-
-
-RULES: dict[str, NameRules] = {
-    rules.format: rules for rules in (NameRules(), PypiNames(), NpmNames(), GoNames())
-}
+    rules: list[NameRules] = [GenericNames(), PypiNames(), NpmNames(), GoNames()]
+    return {r.format: r for r in rules}
 
 
 def package_name(value: str, fmt: str = "generic") -> str:
     """Check a package name of ``fmt`` and return the key it is stored under."""
-    return RULES[package_format(fmt)].normalize(safe_package_name(value))
+    return format_rules()[package_format(fmt)].normalize(safe_package_name(value))
 
 
 def new_package_name(value: str, fmt: str = "generic") -> str:
     """``package_name`` for a package created here (not cached): a format's
     stricter rules for new names apply too."""
     key = package_name(value, fmt)
-    RULES[fmt].check_new(value)
+    format_rules()[fmt].check_new(value)
     return key
 
 

@@ -1,4 +1,6 @@
-"""PyPI names: PEP 503 normalisation and distribution filenames.
+"""PyPI names: PEP 508 package names, their PEP 503 normal form (the key a
+package is stored and found under), PEP 440 versions, and distribution
+filenames.
 
 Only wheels and sdists are accepted (the formats pip and uv install); eggs,
 ``.exe`` and other legacy formats are refused.
@@ -35,6 +37,19 @@ def normalize(name: str) -> str:
     if not is_valid(name):
         raise InvalidInput(f"invalid Python package name {name!r}")
     return canonicalize_name(name)
+
+
+class PypiNames:
+    """The pypi format's rules for the format table in ``core/names.py``:
+    ``Foo.Bar_baz`` is stored and found as ``foo-bar-baz``."""
+
+    format = "pypi"
+
+    def normalize(self, name: str) -> str:
+        return normalize(name)
+
+    def check_new(self, name: str) -> None:
+        normalize(name)
 
 
 def canonical_version(version: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchard.cache import epoch as epoch_module
 from orchard.cache import near
 from orchard.cache.epoch import SqliteEpoch
 from orchard.cache.near import NearCache
@@ -115,8 +116,13 @@ async def test_the_sqlite_epoch_sees_other_connections_commits(tmp_path: Path) -
     assert epoch.current() == 7
     writer.execute("BEGIN")
     writer.execute("UPDATE content_epoch SET value = 8")
+    await epoch.refresh()
     assert epoch.current() == 7  # not committed yet
     writer.execute("COMMIT")
+    time.sleep(epoch_module.READ_INTERVAL)  # read at most once a millisecond
     assert epoch.current() == 8
+    writer.execute("UPDATE content_epoch SET value = 9")
+    await epoch.refresh()  # after a write of this process: at once
+    assert epoch.current() == 9
     writer.close()
     await epoch.close()

@@ -63,8 +63,12 @@ async def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[st
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, *args], env=server_env(settings), capture_output=True,
-            text=True, timeout=120, check=False,
+            [sys.executable, *args],
+            env=server_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     done = await anyio.to_thread.run_sync(run)
@@ -78,8 +82,14 @@ async def test_refused_writes_to_random_paths_drop_nothing(
     await _warm(anon_client)
     entries = len(app.state.near)
     rng = random.Random(16)
-    paths = ["/pypi/team/", "/api/v1/projects", "/api/v1/project/team",
-             "/pypi/team/simple/demo-pkg/", VERSIONS + "/1.0", "/health"]
+    paths = [
+        "/pypi/team/",
+        "/api/v1/projects",
+        "/api/v1/project/team",
+        "/pypi/team/simple/demo-pkg/",
+        VERSIONS + "/1.0",
+        "/health",
+    ]
     started = time.monotonic()
     statuses: set[int] = set()
     for i in range(1000):
@@ -130,8 +140,11 @@ async def test_a_change_through_the_clis_database_code_shows_at_once(
 
 
 async def test_orchard_gc_reaches_the_running_server(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient,
-    anon_client: httpx.AsyncClient, wheel: None,
+    app: FastAPI,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    anon_client: httpx.AsyncClient,
+    wheel: None,
 ) -> None:
     r = await client.delete(VERSIONS + "/2.0")  # its file's blob is now garbage
     assert r.status_code == 204

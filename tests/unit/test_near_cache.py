@@ -3,6 +3,7 @@ and the content epoch that decides when everything goes."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -119,7 +120,7 @@ async def test_the_sqlite_epoch_sees_other_connections_commits(tmp_path: Path) -
     await epoch.refresh()
     assert epoch.current() == 7  # not committed yet
     writer.execute("COMMIT")
-    time.sleep(epoch_module.READ_INTERVAL)  # read at most once a millisecond
+    await asyncio.sleep(epoch_module.READ_INTERVAL)  # read at most once a millisecond
     assert epoch.current() == 8
     writer.execute("UPDATE content_epoch SET value = 9")
     await epoch.refresh()  # after a write of this process: at once

@@ -44,6 +44,11 @@ DEDUP_BYTES = Counter(
 CACHE_REQUESTS = Counter(
     "orchard_cache_requests_total", "Cache lookups", ["backend", "result"], registry=REGISTRY
 )
+NEAR_HITS = Counter(
+    "orchard_near_cache_hits_total",
+    "Protocol reads answered from the near cache (near_cache.py)",
+    registry=REGISTRY,
+)
 GC_FREED = Counter("orchard_gc_freed_bytes_total", "Bytes freed by gc", registry=REGISTRY)
 
 # Requests whose bodies are files: they may be as large as max_upload_size.

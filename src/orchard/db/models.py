@@ -286,6 +286,17 @@ class UpstreamSource(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class ContentEpoch(Base):
+    """One row: a number that every committed change of what a read answers
+    raises (database triggers, ``db/triggers.py``); servers drop their near
+    cache when it moves (``cache/epoch.py``). Application code never writes it."""
+
+    __tablename__ = "content_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class CachedUrl(Base):
     """An upstream URL whose bytes are stored: it is never fetched again."""
 

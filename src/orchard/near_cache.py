@@ -1,41 +1,44 @@
-"""The hot path: anonymous protocol GETs answered from the near cache.
+"""The near cache as the application's outermost middleware.
 
-An ASGI layer in front of the whole application (see ``cache/near.py`` for
-what is kept and for how long). For an anonymous ``GET``/``HEAD`` under a
-protocol prefix it looks the request up by path, query, ``Accept`` and
-``Host`` (pages carry absolute links); a hit is answered right here, a 304
-when ``If-None-Match`` matches, without routing, database or rendering. A
-miss goes through the application (or through ``lane``, which answers the
-PyPI proxy's pages and files without FastAPI's routing: pypi/direct.py),
-and a plain ``200`` answer (a page body, or a file handed to the server by
-path) is kept for the next request. Range
-and other conditional requests, answers marked stale and everything with
+For an anonymous ``GET``/``HEAD`` under a protocol prefix it looks the
+request up by path, query, ``Accept`` and ``Host`` (pages carry absolute
+links) in ``cache/near.py``; a hit is answered right here, a 304 when
+``If-None-Match`` matches, without routing, database or rendering. A miss
+goes through the application, and a plain ``200`` answer (a page body, or a
+file handed to the server by path) is kept for the next request. Range and
+other conditional requests, answers marked stale and everything with
 credentials always go through the application: whether a request is
 anonymous is decided by auth/credentials.py, the same code authentication
-uses, and an answer is never kept when authentication saw a credential or the
-answer says ``Cache-Control: private`` or ``no-store``. A file's path stays valid
-while it is kept: blobs are only deleted by gc, after their last reference
-was deleted (a write, which drops the cache) and a grace period far longer
-than ``ORCHARD_CACHE_TTL_LOCAL``.
+uses, and an answer is never kept when authentication saw a credential or
+the answer says ``Cache-Control: private`` or ``no-store`` (headers.py
+``secure`` decides that for credentialed answers). A file's path stays valid
+while it is kept: the gc that deletes a blob also raises the content epoch.
 
-Any other method is a write: when it has been answered, the near cache of
-this process (and, through Redis, of every replica) is dropped.
+What drops the cache is the content epoch (``cache/epoch.py``): a committed
+change of what a read answers, on any replica or from the CLI. Other
+methods are not writes by themselves: a refused or failed request (any
+status of 400 and above) drops nothing. Before a write request that
+succeeded is answered, the epoch is read once more, so that this process
+never answers from its old copy after its own write.
+
+Authenticated reads are not answered from here: checking a credential costs
+database reads (an argon2 run for a password) that would dwarf the hit;
+that needs issue 21's verified-credential cache, and the one pipeline it
+prepares.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchard.auth.credentials import CREDENTIALED, presented
 from orchard.cache.near import MAX_ENTRY_BYTES, NearCache
-from orchard.metrics import BYTES_OUT, LATENCY, REQUESTS, RouteTemplates
+from orchard.metrics import BYTES_OUT, LATENCY, NEAR_HITS, REQUESTS, RouteTemplates
 
 PREFIXES = ("/pypi/", "/npm/", "/go/")
-LANE_ROUTE = "orchard.route"  # set in the scope by a lane that answered (pypi/direct.py)
 READS = frozenset({"GET", "HEAD"})
 PASSIVE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Request headers that make an answer depend on more than the URL.
@@ -45,10 +48,6 @@ _CONDITIONAL = frozenset(
 _NOT_IN_304 = frozenset({b"content-length", b"content-type"})
 # Bodies worth keeping: index pages and documents, not files.
 PAGE_TYPES = (b"text/", b"application/json", b"application/vnd.")
-
-# Answers an anonymous read itself and says True, or says False (the
-# application answers); see protocols/pypi/direct.py.
-Lane = Callable[[Scope, Receive, Send], Awaitable[bool]]
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
@@ -63,13 +62,12 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
     return False
 
 
-class HotPath:
+class NearCacheMiddleware:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, near: NearCache, lane: Lane | None = None) -> None:
+    def __init__(self, app: ASGIApp, near: NearCache) -> None:
         self.app = app
         self.near = near
-        self.lane = lane
         self.routes = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,9 +76,10 @@ class HotPath:
             return
         method = scope["method"]
         if method not in READS:
-            await self.app(scope, receive, send)
-            if method not in PASSIVE:
-                await self.near.invalidate()
+            if method in PASSIVE:
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, self._after_write(send))
             return
         path: str = scope["path"]
         if not path.startswith(PREFIXES):
@@ -101,7 +100,7 @@ class HotPath:
             elif name == b"authorization" or name == b"cookie":
                 credentialed = True
         # Anonymous exactly as authentication decides it (auth/credentials.py).
-        if credentialed and presented(scope["headers"]).any:
+        if (credentialed and presented(scope["headers"]).any) or not self.near.sync():
             await self.app(scope, receive, send)
             return
         key = (
@@ -132,8 +131,20 @@ class HotPath:
                 BYTES_OUT.inc(answer.length)
             else:
                 await send({"type": "http.response.body", "body": answer.body})
+        NEAR_HITS.inc()
         REQUESTS.labels(method, answer.route, str(status)).inc()
         LATENCY.labels(method, answer.route).observe(time.perf_counter() - started)
+
+    def _after_write(self, send: Send) -> Send:
+        """``send`` that, before a successful answer goes out, learns whether
+        the request changed content (the epoch moved) and drops the cache if so."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                await self.near.refresh()
+            await send(message)
+
+        return sending
 
     async def _through(self, key: Any, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer through the application and keep a plain 200 answer."""
@@ -165,13 +176,11 @@ class HotPath:
                     path = message["path"]
             await send(message)
 
-        if self.lane is None or not await self.lane(scope, receive, capture):
-            await self.app(scope, receive, capture)
+        await self.app(scope, receive, capture)
         if not keep or start is None or scope.get(CREDENTIALED):
             return
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
-        # A lane's answer had no FastAPI route in the scope: the lane names its template.
-        route = scope.get(LANE_ROUTE) or self.routes.label(scope)
+        route = self.routes.label(scope)
         if path is not None:
             self.near.put(key, generation, headers, path=path, route=route)
         elif chunks:

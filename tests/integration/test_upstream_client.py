@@ -10,8 +10,10 @@ import asyncio
 import datetime
 import gzip
 import ipaddress
+import os
 import socket
 import ssl
+import sys
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -152,9 +154,10 @@ async def make_client() -> AsyncIterator[Callable[..., UpstreamClient]]:
         connect_timeout: float = 2.0,
         read_timeout: float = 2.0,
         resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> UpstreamClient:
         limits = Limits(max_connections, 5, connect_timeout, read_timeout, "orchard-test")
-        client = UpstreamClient(limits, resolver)
+        client = UpstreamClient(limits, resolver, ssl_context)
         made.append(client)
         return client
 
@@ -602,20 +605,19 @@ def _certificate(tmp: Path, names: list[str]) -> tuple[Path, ssl.SSLContext]:
 
 
 async def test_names_resolving_to_private_addresses_are_refused_when_vetted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., UpstreamClient]
+    tmp_path: Path, make_client: Callable[..., UpstreamClient]
 ) -> None:
     """``files.test`` resolves to 127.0.0.1: fetched as the source's own
     origin (trusted), refused as another source's link (vetted), even with a
     kept-alive connection to it in the pool."""
     cert, context = _certificate(tmp_path, ["files.test"])
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     server = keep_answering(
         Scripted(lambda r, w: asyncio.sleep(0), context), lambda h: respond(b"f")
     )
     async with server:
         url = f"https://files.test:{server.port}/f.whl"
         names = NamesResolver()
-        client = make_client(resolver=names)
+        client = make_client(resolver=names, ssl_context=trusting(cert))
         own = LinkRule(f"https://files.test:{server.port}/simple")
         assert await body_of(client, url, rule=own) == b"f"  # its own origin: trusted
         other = LinkRule("https://index.test/simple")
@@ -651,8 +653,12 @@ async def test_literal_and_plain_http_hops_outside_the_rule_never_connect(
 # --- TLS --------------------------------------------------------------------------------------
 
 
+def trusting(cert: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert))
+
+
 async def test_https_upstream_verified_against_the_configured_ca(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., UpstreamClient]
+    tmp_path: Path, make_client: Callable[..., UpstreamClient]
 ) -> None:
     cert, context = _certificate(tmp_path, [])
     server = keep_answering(
@@ -663,12 +669,44 @@ async def test_https_upstream_verified_against_the_configured_ca(
         with pytest.raises(errors.ConnectError):
             await body_of(untrusting, server.url + "/simple/a/")
 
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        trusting = make_client()
+        client = make_client(ssl_context=trusting(cert))
         for _ in range(2):
-            assert await body_of(trusting, server.url + "/simple/a/") == b"over TLS"
+            assert await body_of(client, server.url + "/simple/a/") == b"over TLS"
     assert len(server.requests) == 2
     assert server.connections == 1  # one kept connection (the refused handshake never got here)
+
+
+FETCH = """
+import asyncio, sys
+from orchard.settings import Settings
+from orchard.upstream.client import create_http_client
+
+async def main():
+    client = create_http_client(Settings(upstream_pypi_url=""))
+    try:
+        async with client.stream("GET", sys.argv[1]) as response:
+            print(b"".join([c async for c in response.aiter_bytes()]).decode())
+    finally:
+        await client.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_ssl_cert_file_of_the_process_is_trusted(tmp_path: Path) -> None:
+    """The server's own way: SSL_CERT_FILE set when the process starts."""
+    cert, context = _certificate(tmp_path, [])
+    server = keep_answering(
+        Scripted(lambda r, w: asyncio.sleep(0), context), lambda h: respond(b"trusted")
+    )
+    async with server:
+        env = {**os.environ, "SSL_CERT_FILE": str(cert)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", FETCH, server.url + "/a", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    assert out.strip() == b"trusted"
 
 
 # --- forward proxies from the environment -----------------------------------------------------
@@ -750,13 +788,13 @@ async def test_https_is_tunnelled_through_the_proxy_and_no_proxy_is_honoured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cert, context = _certificate(tmp_path, [])
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     server = keep_answering(
         Scripted(lambda r, w: asyncio.sleep(0), context), lambda h: respond(b"tls")
     )
     async with server, ForwardProxy() as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://me:pw@"))
-        client = create_http_client(Settings(upstream_pypi_url=""))
+        limits = Limits.from_settings(Settings(upstream_pypi_url=""))
+        client = UpstreamClient(limits, ssl_context=trusting(cert))
         try:
             assert await body_of(client, server.url + "/a") == b"tls"
         finally:
@@ -767,7 +805,7 @@ async def test_https_is_tunnelled_through_the_proxy_and_no_proxy_is_honoured(
         assert b"Proxy-Authorization" not in server.requests[0]  # never past the proxy
 
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        client = create_http_client(Settings(upstream_pypi_url=""))
+        client = UpstreamClient(limits, ssl_context=trusting(cert))
         try:
             assert await body_of(client, server.url + "/b") == b"tls"
         finally:

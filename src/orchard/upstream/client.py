@@ -86,17 +86,22 @@ __all__ = [
 ]
 
 
-def default_ssl_context() -> ssl.SSLContext:
-    """The system's CA store (SSL_CERT_FILE / SSL_CERT_DIR honoured), or
-    certifi's bundle on a system that has none."""
+def _ssl_setting() -> ssl.SSLContext | bool:
+    """``True``: aiohttp's own verifying context, made when aiohttp is
+    imported, from the system's CA store (``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` honoured, as set when the process started); a second
+    context would hold a second copy of the store (about 1 MB). On a system
+    without a CA store: certifi's bundle."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile or paths.capath:
+        return True
     context = ssl.create_default_context()
-    if not context.cert_store_stats().get("x509_ca"):
-        try:
-            import certifi
+    try:
+        import certifi
 
-            context.load_verify_locations(certifi.where())
-        except (ImportError, OSError):
-            pass
+        context.load_verify_locations(certifi.where())
+    except (ImportError, OSError):
+        pass
     return context
 
 
@@ -219,7 +224,12 @@ class UpstreamClient:
     """``stream("GET", url, headers, rule)`` for every upstream request of
     the process; owns the upstream background work."""
 
-    def __init__(self, limits: Limits, resolver: AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.limits = limits
         self.background = Background()
         self._proxies = _proxies_from_environment()
@@ -231,7 +241,7 @@ class UpstreamClient:
             force_close=limits.max_keepalive <= 0,
             use_dns_cache=False,  # every new connection is resolved (and vetted): resolver.py
             resolver=self._resolver,
-            ssl=default_ssl_context(),
+            ssl=ssl_context or _ssl_setting(),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -171,6 +171,8 @@ def _error(exc: BaseException) -> HTTPError:
 def _with_userinfo(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     """``url`` without user info, and ``headers`` with it as Basic credentials
     (as in ``https://user:token@host/simple``) unless they name credentials."""
+    if "@" not in url:
+        return url, headers
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, headers
@@ -277,10 +279,14 @@ class UpstreamClient:
         return proxy
 
     async def _send(
-        self, url: str, headers: Mapping[str, str], rule: LinkRule | None
+        self,
+        url: str,
+        origin: tuple[str, str, int],
+        headers: Mapping[str, str],
+        rule: LinkRule | None,
     ) -> aiohttp.ClientResponse:
         """One hop: checked against ``rule``, then sent; its answer's head."""
-        scheme, host, port = _origin(url)
+        scheme, host, port = origin
         vet = False
         if rule is not None:
             try:
@@ -323,20 +329,20 @@ class UpstreamClient:
         for name, value in (headers or {}).items():
             sent = {k: v for k, v in sent.items() if k.lower() != name.lower()}
             sent[name] = value
-        first = _origin(url)
+        origin = first = _origin(url)
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                if _origin(url) != first:  # credentials stay with their origin
+                if origin != first:  # credentials stay with their origin
                     sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
                 bare, hop_headers = _with_userinfo(url, sent)
-                response = await self._send(bare, hop_headers, rule)
+                response = await self._send(bare, origin, hop_headers, rule)
                 location = response.headers.get("location")
                 if response.status not in REDIRECTS or not location:
                     break
                 await _discard(response)
                 try:
                     url = urljoin(url, location)
-                    _origin(url)
+                    origin = _origin(url)
                 except (ValueError, InvalidRequest) as exc:
                     raise RemoteProtocolError(f"unusable redirect to {mask(location)!r}") from exc
             else:

@@ -8,8 +8,11 @@ proxied cold ``pip install`` makes one upstream request per page and per
 file, one after another, so the client's own CPU per request shows in every
 cold install. This project's bench notes measured aiohttp at 0.07 ms of CPU
 per request (llhttp in C parses the answer) against 0.12 ms for the
-hand-written HTTP/1.1 client it replaces and 0.5 to 0.9 ms for httpx (its
-request model, httpcore, h11 in pure Python, anyio's stream wrappers).
+hand-written HTTP/1.1 client it replaced and 0.5 to 0.9 ms for httpx (its
+request model, httpcore, h11 in pure Python, anyio's stream wrappers); with
+this module's redirect and address checks on top, a small GET to a local
+nginx costs about 0.10 ms, as the hand-written client did. The price is
+memory: importing aiohttp adds about 6.5 MB to the process (httpx: 4).
 aiohttp keeps the pool (``ORCHARD_HTTP_MAX_CONNECTIONS`` in use at most),
 speaks TLS, tries IPv6 and IPv4 addresses in turn (happy eyeballs),
 tunnels through forward proxies, frames bodies (Content-Length, chunked)

@@ -470,17 +470,14 @@ async def test_restricted_token_sees_no_upstream_urls(
     assert str(fake.port) in (await client.get("/health")).text
 
 
-@pytest.mark.parametrize("kind", ["direct", "proxied"])
-async def test_both_transports_obey_the_rule(kind: str, victim: Victim) -> None:
-    """The lean client and the httpx one (used behind a forward proxy) refuse
-    a URL the rule does not allow before connecting, and fetch a trusted one."""
-    from orchard.upstream.http11 import BlockedAddress, Limits, Pool
-    from orchard.upstream.proxied import ProxiedPool
+async def test_the_client_obeys_the_rule(victim: Victim) -> None:
+    """The upstream client refuses a URL the rule does not allow before
+    connecting, and fetches a trusted one (tests/integration/
+    test_upstream_client.py covers redirects, names and forward proxies)."""
+    from orchard.upstream.client import create_http_client
+    from orchard.upstream.errors import BlockedAddress
 
-    limits = Limits(
-        max_connections=4, max_keepalive=2, connect_timeout=2.0, read_timeout=2.0, user_agent="test"
-    )
-    pool = Pool(limits) if kind == "direct" else ProxiedPool(limits)
+    client = create_http_client(Settings(upstream_pypi_url=""))
     own = f"http://127.0.0.1:{victim.port}"
     try:
         for url in (
@@ -489,11 +486,11 @@ async def test_both_transports_obey_the_rule(kind: str, victim: Victim) -> None:
             f"https://localhost:{victim.port}/x",
         ):
             with pytest.raises(BlockedAddress):
-                async with pool.stream("GET", url, None, LinkRule("http://up.example/simple")):
+                async with client.stream("GET", url, None, LinkRule("http://up.example/simple")):
                     pass
         assert victim.connections == 0
-        async with pool.stream("GET", f"{own}/ok", None, LinkRule(f"{own}/simple")) as response:
+        async with client.stream("GET", f"{own}/ok", None, LinkRule(f"{own}/simple")) as response:
             assert response.status_code == 200
         assert victim.hits == ["/ok"]
     finally:
-        await pool.aclose()
+        await client.aclose()

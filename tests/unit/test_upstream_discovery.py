@@ -39,12 +39,26 @@ def test_pip_index_url_from_pip_config_list() -> None:
     )
 
 
-def test_pip_builtin_default_comes_from_pip_itself() -> None:
-    from pip._internal.models.index import PyPI
+HELP = """
+Package Index Options:
+  -i, --index-url <url>       Base URL of the Python Package Index (default
+                              https://index.test/simple). This should point to a
+                              repository compliant with PEP 503.
+  --extra-index-url <url>     Extra URLs of package indexes (default
+                              https://other.test/simple).
+"""
 
+
+def test_pip_builtin_default_is_read_from_pips_help() -> None:
+    run = runner({"-m pip install --help": HELP})
+    assert discovery.pip_builtin_index({}, run) == "https://index.test/simple"
+    assert discovery.pip_builtin_index({}, runner({})) is None
+    assert discovery.pip_builtin_index({}, runner({"-m pip install --help": "usage"})) is None
+
+
+def test_pip_builtin_default_comes_from_real_pip() -> None:
     url = pip_index_url({}, runner({}))
-    assert url == PyPI.simple_url
-    assert url is not None and url.startswith("https://")
+    assert url is not None and url.startswith("https://") and url.endswith("/simple")
 
 
 def test_pip_config_file_is_read_by_real_pip(tmp_path: Path) -> None:

@@ -93,8 +93,8 @@ async def metrics(request: Request) -> Response:
     cache = request.app.state.cache
     backend = cache.backend
     # Mirror the cache's own counters into Prometheus at scrape time.
-    hits = CACHE_REQUESTS.labels(backend, "hit")
-    misses = CACHE_REQUESTS.labels(backend, "miss")
-    hits.inc(max(0, cache.stats.hits - hits._value.get()))
-    misses.inc(max(0, cache.stats.misses - misses._value.get()))
+    for result, count in (("hit", cache.stats.hits), ("miss", cache.stats.misses)):
+        labels = {"backend": backend, "result": result}
+        shown = REGISTRY.get_sample_value("orchard_cache_requests_total", labels) or 0.0
+        CACHE_REQUESTS.labels(backend, result).inc(max(0.0, count - shown))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -23,8 +23,7 @@ from orchard.db.base import utcnow
 from orchard.db.models import UpstreamSource
 from orchard.deps import CacheDep, CurrentPrincipal, DbDep
 from orchard.errors import Conflict, InvalidInput, NotFound
-from orchard.upstream.client import UpstreamClient
-from orchard.upstream.http11 import HTTPError
+from orchard.upstream.client import HTTPError, UpstreamClient
 from orchard.upstream.sources import ECOSYSTEMS, invalidate, source_from_row
 from orchard.upstream.urls import MAX_FILE_HOSTS, check_upstream_url, mask, parse_file_hosts
 

@@ -2,7 +2,8 @@
 
 Orchard never hard-codes a public registry: the default upstream of each
 ecosystem is what its client is configured to use on this machine, and, for
-pip, pip's own built-in default (imported from pip, not written here).
+pip, pip's own built-in default (as ``pip install --help`` states it, not
+written here).
 Each helper takes the environment and a command runner so that tests can
 feed them fake configuration.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,13 +67,25 @@ def _pip_config_value(output: str) -> str | None:
     return None
 
 
-def pip_builtin_index() -> str | None:
-    """pip's own default index, from pip itself."""
-    try:
-        from pip._internal.models.index import PyPI
-    except ImportError:  # pip missing or reorganised
+def _help_default(output: str) -> str | None:
+    """The default of ``--index-url`` as ``pip install --help`` states it
+    (``(default <url>)``, wrapped over lines as the terminal width has it)."""
+    text = " ".join(output.split())
+    option = re.search(r"--index-url <url> (.*?)(?: -\S|$)", text)
+    if option is None:
         return None
-    return _clean(str(PyPI.simple_url))
+    default = re.search(r"\(default (\S+?)\)", option.group(1))
+    return _clean(default.group(1)) if default else None
+
+
+def pip_builtin_index(
+    env: Mapping[str, str] | None = None, run: Runner | None = None
+) -> str | None:
+    """pip's own default index, as pip's help for ``install`` states it (the
+    supported way: pip offers no API, and its internals are not one)."""
+    env = os.environ if env is None else env
+    output = (run or run_command)([sys.executable, "-m", "pip", "install", "--help"], env)
+    return _help_default(output or "")
 
 
 def pip_index_url(

@@ -58,9 +58,9 @@ from orchard.headers import served_type
 from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, Digests, StagedBlob
 from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
+from orchard.upstream.client import HTTPError
 from orchard.upstream.context import UpstreamContext
 from orchard.upstream.finish import missing_digests
-from orchard.upstream.http11 import HTTPError
 from orchard.upstream.sources import without_userinfo
 from orchard.upstream.urls import LinkRule
 

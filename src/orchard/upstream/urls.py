@@ -13,14 +13,13 @@ One place for three rules that settings, the upstreams API, discovery,
 - ``LinkRule``: the absolute file links of an upstream's page that Orchard
   follows: its own origin and the file hosts an admin allowed for the source;
   with none allowed, any https host whose addresses are all public (checked
-  when connecting, redirects included: ``forbidden_address``).
+  when connecting, redirects included: ``resolver.py``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -210,19 +209,3 @@ class LinkRule:
         if self.may_be_public(url):
             return True
         raise ValueError(f"{mask(url)} is not on a host this upstream may send Orchard to")
-
-
-async def resolve_public(host: str, port: int) -> list[str]:
-    """The addresses of ``host``, or ValueError when any is not public."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = [str(info[4][0]) for info in infos]
-    blocked = [a for a in addresses if not public_address(a)]
-    if blocked or not addresses:
-        raise ValueError(f"{host} resolves to a non-public address")
-    return addresses

@@ -15,8 +15,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-from orchard.upstream.client import UpstreamClient
-from orchard.upstream.http11 import HTTPError, UpstreamResponse
+from orchard.upstream.client import HTTPError, UpstreamClient, UpstreamResponse
 from orchard.upstream.sources import Source
 from orchard.upstream.urls import mask
 

@@ -225,7 +225,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if not settings.is_sqlite:  # (make_engine prepares it for SQLite)
-            prepare_data_dir(settings)  # staging, the near-cache stamp, secret.key
+            prepare_data_dir(settings)  # staging, secret.key
         self.engine = make_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.write_engine = make_engine(settings, immediate=True) if self.is_sqlite else self.engine

@@ -55,7 +55,7 @@ from orchard.settings import Settings
 from orchard.storage import create_store
 from orchard.storage.filesystem import FilesystemStore
 from orchard.timeouts import BodyTimeoutMiddleware
-from orchard.upstream import files as upstream_files
+from orchard.upstream import stored as upstream_stored
 from orchard.upstream.background import Background
 from orchard.upstream.client import create_http_client
 
@@ -106,7 +106,7 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
     if isinstance(app, OrchardApp):
         app.accel = accel
     app.state.db = db
-    upstream_files.prepare(db.engine.dialect)
+    upstream_stored.prepare(db.engine.dialect)
     app.state.storage = storage
     app.state.cache = create_cache(settings)
     if settings.redis_url and not (await app.state.cache.status()).get("connected"):

@@ -28,15 +28,19 @@ from orchard.api.urls import base_url
 from orchard.core import names as core_names
 from orchard.db.models import Artifact, Project
 from orchard.errors import InvalidInput, NotFound, UpstreamError
+from orchard.protocols.fetched import serve_upstream_file
 from orchard.protocols.pypi import metadata, proxy_stored
 from orchard.protocols.pypi import proxy_index as index
+from orchard.protocols.pypi.hosted import FORMAT
 from orchard.protocols.pypi.model import DistFile, ProjectPage
 from orchard.protocols.pypi.names import canonical_version, try_parse_filename
 from orchard.protocols.pypi.render import sorted_versions
 from orchard.protocols.pypi.upstream import UpstreamFile
 from orchard.upstream.context import UpstreamContext, upstream_context
-from orchard.upstream.files import AfterStore, Inspect, Placement, Wanted, serve_upstream_file
+from orchard.upstream.digests import HexDigests
+from orchard.upstream.files import AfterStore, Inspect, Wanted
 from orchard.upstream.sources import Source
+from orchard.upstream.stored import Placement
 
 log = logging.getLogger("orchard.upstream")
 
@@ -207,7 +211,7 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
         url, hashes = f.url + SIDECAR, f.core_metadata
     else:
         url, hashes = f.url, f.hashes
-    wanted = Wanted(url, hashes, ctx.headers_for(source, url), source.rule)
-    place = Placement("pypi", name, version_of(name, dist), filename, "pypi")
+    wanted = Wanted(url, HexDigests(hashes), ctx.headers_for(source, url), source.rule)
+    place = Placement(FORMAT, name, version_of(name, dist), filename)
     inspect = None if sidecar else _dependencies(filename)
     return await serve_upstream_file(ctx, request, wanted, place, respond, inspect)

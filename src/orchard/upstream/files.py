@@ -74,6 +74,15 @@ class Wanted:
 
 
 @dataclass(frozen=True)
+class Found:
+    """A proxied file to answer: stored (an artifact), or arriving (the
+    ``Transfer`` of the request that started its fetch)."""
+
+    filename: str
+    got: Artifact | Transfer
+
+
+@dataclass(frozen=True)
 class _End:
     error: BaseException | None = None
 

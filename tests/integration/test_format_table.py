@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import os
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -29,7 +32,7 @@ from orchard.protocols import fetched, registry
 from orchard.protocols.base import Format, FormatService, UpstreamRules, format_router
 from orchard.settings import Settings
 from orchard.upstream.context import UpstreamContext, upstream_context
-from orchard.upstream.digests import Integrity
+from orchard.upstream.digests import Digest, GoModuleHash, Integrity, module_zip_h1
 from orchard.upstream.documents import Answer, Codec, Documents
 from orchard.upstream.files import Found, Wanted, fetch_once
 from orchard.upstream.http11 import HTTPError
@@ -76,7 +79,8 @@ def test_the_table_lists_each_format_once() -> None:
 
 # --- a toy format ----------------------------------------------------------------------------
 #
-# Its index, at {upstream}/toy/{name}.json: {"files": {filename: {"version", "integrity"}}},
+# Its index, at {upstream}/toy/{name}.json: {"files": {filename: {"version", "integrity"}}}
+# (or, for a Go-like module zip, {"version", "module", "h1"}),
 # files at {upstream}/files/{filename}. Served at /toy/{project}/{name}/{filename}, errors as
 # "toy: <message>" in text/plain. Its packages are stored as format "generic".
 
@@ -137,7 +141,12 @@ class ToyService(FormatService[dict[str, Any]]):
         if entry is None:
             return None
         url = f"{self.source.url}/files/{filename}"
-        wanted = Wanted(url, Integrity(entry["integrity"]), {}, self.source.rule)
+        digest: Digest = (
+            GoModuleHash(entry["h1"], entry["module"], entry["version"])
+            if "h1" in entry
+            else Integrity(entry["integrity"])
+        )
+        wanted = Wanted(url, digest, {}, self.source.rule)
         place = Placement(TOY_FORMAT, name, entry["version"], filename)
         return Found(filename, await fetch_once(ctx, wanted, place, stream=stream))
 
@@ -272,3 +281,45 @@ async def test_toy_format_refuses_a_file_its_digest_contradicts(
         )
     r = await toy_client.get("/toy/proxy/bad/unlisted.toy")
     assert r.status_code == 404 and r.text.startswith("toy: no toy file")
+
+
+def _module_zip(module: str, version: str, files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for name, body in files.items():
+            archive.writestr(f"{module}@{version}/{name}", body)
+    return out.getvalue()
+
+
+async def test_toy_format_checks_a_module_zip_by_its_h1(
+    toy_client: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
+    """A digest of the whole file (Go's h1:) is checked once the zip is
+    complete, held in memory (small) or staged (large), before it is stored."""
+    app: Any = toy_client.app  # type: ignore[attr-defined]
+    module = "example.test/Mod"
+    small = _module_zip(module, "v1.0.0", {"go.mod": b"module example.test/Mod\n"})
+    large = _module_zip(module, "v2.0.0", {"go.mod": b"module x\n", "blob": os.urandom(1_500_000)})
+    wrong = _module_zip(module, "v3.0.0", {"go.mod": b"module example.test/Mod\n"})
+    index = {}
+    for filename, version, body in (
+        ("v1.0.0.zip", "v1.0.0", small),
+        ("v2.0.0.zip", "v2.0.0", large),
+        ("v3.0.0.zip", "v3.0.0", wrong),
+    ):
+        fake.bodies[f"/files/{filename}"] = body
+        h1 = module_zip_h1(
+            io.BytesIO(small if version == "v3.0.0" else body),
+            f"{module}@{'v1.0.0' if version == 'v3.0.0' else version}/",
+        )
+        index[filename] = {"version": version, "module": module, "h1": h1}
+    fake.bodies["/toy/gomod.json"] = json.dumps({"files": index}).encode()
+    for filename, body in (("v1.0.0.zip", small), ("v2.0.0.zip", large)):
+        r = await toy_client.get(f"/toy/proxy/gomod/{filename}")
+        assert r.status_code == 200 and r.content == body
+    r = await toy_client.get("/toy/proxy/gomod/v3.0.0.zip")
+    assert r.status_code == 502 and "differs" in r.text
+    assert await _stored(app, "gomod") == [
+        ("generic", "v1.0.0", "v1.0.0.zip"),
+        ("generic", "v2.0.0", "v2.0.0.zip"),
+    ]

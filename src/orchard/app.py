@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -50,12 +50,13 @@ from orchard.errors import ConfigurationError, OrchardError
 from orchard.forwarded import TrustedProxies
 from orchard.metrics import MetricsMiddleware
 from orchard.near_cache import NearCacheMiddleware
-from orchard.protocols.pypi.router import router as pypi_router
+from orchard.protocols import registry
+from orchard.protocols.base import Format
 from orchard.settings import Settings
 from orchard.storage import create_store
 from orchard.storage.filesystem import FilesystemStore
 from orchard.timeouts import BodyTimeoutMiddleware
-from orchard.upstream import files as upstream_files
+from orchard.upstream import stored as upstream_stored
 from orchard.upstream.background import Background
 from orchard.upstream.client import create_http_client
 
@@ -105,7 +106,7 @@ async def _open_backends(app: FastAPI, settings: Settings) -> None:
     if isinstance(app, OrchardApp):
         app.accel = accel
     app.state.db = db
-    upstream_files.prepare(db.engine.dialect)
+    upstream_stored.prepare(db.engine.dialect)
     app.state.storage = storage
     app.state.cache = create_cache(settings)
     if settings.redis_url and not (await app.state.cache.status()).get("connected"):
@@ -131,6 +132,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from orchard.core.seed import seed_if_empty
 
         await seed_if_empty(app.state.db, app.state.storage)
+    formats: Sequence[Format] = app.state.formats
+    for fmt in formats:
+        for hook in fmt.on_start:
+            await hook(app)
     expiry = asyncio.create_task(_expire_uploads_forever(app))
     from orchard.server import release_freed_memory_forever
 
@@ -155,6 +160,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await expiry
         with contextlib.suppress(asyncio.CancelledError):
             await trimmer
+        for fmt in reversed(formats):
+            for hook in fmt.on_stop:
+                await hook(app)
         await app.state.near.close()
         upstream = getattr(app.state, "upstream", None)
         if upstream is not None:
@@ -186,7 +194,11 @@ class OrchardApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, formats: Sequence[Format] = registry.FORMATS
+) -> FastAPI:
+    """The app, serving the ``formats`` of the table (``protocols/registry.py``;
+    tests may add a format of their own)."""
     settings = settings or Settings()
     logs.configure(settings.log_level, settings.log_json)
     app = OrchardApp(
@@ -202,12 +214,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.formats = tuple(formats)
     app.proxies = TrustedProxies(settings.forwarded_allow_ips)
     app.state.near = NearCache(settings.cache_ttl_local, settings.cache_local_max_bytes)
     install_error_handlers(app)
     # Protocol routes first: the hot path of pip and uv should not walk the
     # whole REST API's route table on every request.
-    app.include_router(pypi_router)
+    for fmt in formats:
+        app.include_router(fmt.router_for(settings))
     for module in (
         projects,
         packages,

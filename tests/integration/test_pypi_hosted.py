@@ -275,7 +275,7 @@ async def test_hosted_names_never_fall_through(
     """Dependency confusion: a hosted name is served from the project only."""
     asked: list[str] = []
 
-    async def fake_page(request: Any, project: Any, name: str) -> ProjectPage:
+    async def fake_page(ctx: Any, project: Any, name: str, base: str) -> ProjectPage:
         asked.append(f"{project.name}:{name}")
         return _upstream(name)
 
@@ -299,7 +299,7 @@ async def test_hosted_names_never_fall_through(
 async def test_paths_the_proxy_does_not_own_are_404(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def nothing(*args: Any) -> None:
+    async def nothing(*args: Any, **kwargs: Any) -> None:
         return None
 
     monkeypatch.setattr(proxy, "upstream_page", nothing)

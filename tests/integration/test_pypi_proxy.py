@@ -19,7 +19,7 @@ from orchard.db.models import Artifact, ArtifactDependency, AuditEntry, CachedUr
 from orchard.errors import StorageUploadError
 from orchard.protocols.pypi import proxy_index, upstream
 from orchard.settings import Settings
-from orchard.upstream import files
+from orchard.upstream import stored
 from orchard.upstream.context import upstream_context
 from tests.conftest import STACK
 from tests.fakes.pypi_upstream import FakeFile, FakePyPI
@@ -244,7 +244,7 @@ async def test_verified_file_is_answered_even_when_storing_it_fails(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise StorageUploadError("cannot store blob: disk full")
 
-    monkeypatch.setattr(files, "add_cached_file", broken)
+    monkeypatch.setattr(stored, "add_cached_file", broken)
     first = await client.get(url)
     assert first.status_code == 200 and first.content == wheel.content
     assert first.headers["x-orchard-cache"] == "miss"

@@ -29,7 +29,7 @@ from orchard.errors import Conflict, Unavailable
 from orchard.settings import Settings
 from orchard.storage.base import StagedBlob
 from orchard.storage.filesystem import FilesystemStore
-from orchard.upstream.files import _remember_url, url_hash
+from orchard.upstream.stored import _remember_url, url_hash
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

@@ -4,11 +4,11 @@ field added later cannot be dropped from the cache unnoticed."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, fields
 
-from orchard.protocols.pypi.proxy_index import CachedIndex, SourceEntry
+from orchard.protocols.pypi.proxy_index import PAGES
 from orchard.protocols.pypi.upstream import UpstreamFile
+from orchard.upstream.documents import Document, Entry
 
 
 def _file() -> UpstreamFile:
@@ -28,17 +28,11 @@ def test_every_field_is_encoded() -> None:
     f = _file()
     assert f.to_json() == asdict(f)
     assert set(f.to_json()) == {x.name for x in fields(UpstreamFile)}
-    entry = SourceEntry("http://upstream.test/simple", [f], '"etag"', "yesterday", False)
-    assert entry.to_json() == asdict(entry)
-    assert set(entry.to_json()) == {x.name for x in fields(SourceEntry)}
 
 
-def test_a_cached_page_round_trips() -> None:
-    page = CachedIndex(
-        {"pypi": SourceEntry("http://upstream.test/simple", [_file()], None, None, False),
-         "corp": SourceEntry("http://corp.test/simple", missing=True)},
-        stale=True,
-        fetched_at=1234.5,
-    )
-    assert json.loads(page.encode()) == asdict(page)
-    assert CachedIndex.decode(page.encode()) == page
+def test_document_round_trip() -> None:
+    entry = Entry("http://upstream.test/simple", [_file()], '"e1"', "Mon, 01 Jan 2026 00:00:00 GMT")
+    doc = Document({"a": entry, "b": Entry("http://other.test", missing=True)}, True, 12.5)
+    back = PAGES.decode(PAGES.encode(doc))
+    assert back == doc
+    assert {x.name for x in fields(Entry)} == {"url", "payload", "etag", "last_modified", "missing"}

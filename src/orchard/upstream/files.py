@@ -1,4 +1,4 @@
-"""Caching an upstream file on first request, for every ecosystem.
+"""Fetch once: caching an upstream file on first request, for every format.
 
 The first request for an upstream URL starts one ``Transfer`` (fetch once:
 concurrent requests wait for it, see ``fetch.py``). The transfer streams the
@@ -17,87 +17,69 @@ requests for the URL wait for that commit; should it fail, the client that
 asked first still has good bytes, and the next request fetches again.
 
 Only what is verified is computed before the answer: the SHA-256 (the id)
-and the digests the upstream declared. The other digests and the
-ecosystem's inspection of the bytes (PyPI: dependencies) follow in the
-background, see ``finish.py``.
+and the running hashes the upstream's digest needs (``digests.py``: hex
+digests, SRI integrity, or Go's ``h1:`` read from the complete file). The
+other digests and the format's inspection of the bytes (PyPI: dependencies)
+follow in the background, see ``finish.py``. Storing is ``stored.py``; the
+answer to the client (HTTP) is built in ``protocols/fetched.py``: nothing
+here knows a web framework or a format.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
+import io
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO
 
 import anyio.to_thread
-from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchard.api.downloads import content_disposition, memory_response
-from orchard.core import catalog
-from orchard.core.artifacts import (
-    CachedFile,
-    add_cached_file,
-    add_cached_file_blocking,
-    artifact_columns,
-    prepare_cached_file,
-)
-from orchard.db.base import utcnow
-from orchard.db.models import Artifact, CachedUrl
-from orchard.db.prebuilt import Prebuilt
+from orchard.db.models import Artifact
 from orchard.errors import NotFound, UpstreamError
-from orchard.headers import served_type
 from orchard.storage.base import EXTRA_DIGESTS, BlobInfo, Digests, StagedBlob
 from orchard.storage.filesystem import FilesystemStore
 from orchard.upstream import finish
 from orchard.upstream.client import HTTPError
 from orchard.upstream.context import UpstreamContext
+from orchard.upstream.digests import Digest, HexDigests
 from orchard.upstream.finish import missing_digests
-from orchard.upstream.sources import without_userinfo
+from orchard.upstream.stored import Placement, cached_artifact, store_cached_file, url_hash
 from orchard.upstream.urls import LinkRule
 
 log = logging.getLogger("orchard.upstream")
 
 PREFETCH_BYTES = 1024 * 1024  # read before answering: small files fail with a clean 502
 QUEUE_CHUNKS = 32
-VERIFIABLE = ("sha256", "sha512", "sha1", "md5")
 
 # Called (in the background, see finish.py) with a path holding the stored
 # bytes; returns what to run in the finishing transaction (e.g. recording
 # dependencies), or None.
 AfterStore = Callable[[AsyncSession, str], Awaitable[Any]]
 Inspect = Callable[[Path], Awaitable[AfterStore | None]]
-Respond = Callable[[Artifact], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class Wanted:
-    """An upstream URL and what the index said about it."""
+    """An upstream URL and the digest its format's index gave for it."""
 
     url: str
-    hashes: dict[str, str]
-    headers: dict[str, str]  # credentials for the URL's origin, if any
+    digest: Digest = field(default_factory=HexDigests)
+    headers: dict[str, str] = field(default_factory=dict)  # credentials for the URL's origin
     rule: LinkRule | None = None  # where the upstream may send Orchard (redirects too)
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where the cached file goes in the proxy project."""
+class Found:
+    """A proxied file to answer: stored (an artifact), or arriving (the
+    ``Transfer`` of the request that started its fetch)."""
 
-    ecosystem: str
-    package: str
-    version: str
     filename: str
-    package_format: str
-    content_type: str = "application/octet-stream"
+    got: Artifact | Transfer
 
 
 @dataclass(frozen=True)
@@ -124,68 +106,6 @@ def _digests_of(body: bytes, extra: frozenset[str]) -> BlobInfo:
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
-
-
-def url_hash(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()
-
-
-def mismatch(info: BlobInfo, hashes: dict[str, str]) -> str | None:
-    """A message when ``info`` contradicts one of the expected ``hashes``."""
-    for algo in VERIFIABLE:
-        expected = hashes.get(algo)
-        if expected and expected.lower() != getattr(info, algo):
-            return f"{algo} {getattr(info, algo)} differs from the upstream's {expected.lower()}"
-    return None
-
-
-_ARTIFACTS = cast(Table, Artifact.__table__)
-_CACHED_URLS = cast(Table, CachedUrl.__table__)
-# Built once (db/prebuilt.py): every proxied file request runs the lookup,
-# every cold fetch the upsert.
-_ARTIFACT_COLUMNS = ("id", "size", "md5", "sha1", "sha512", "content_type", "ref_count")
-_LOOKUP = Prebuilt(
-    select(*(_ARTIFACTS.c[name] for name in _ARTIFACT_COLUMNS))
-    .join(_CACHED_URLS, _CACHED_URLS.c.artifact_id == _ARTIFACTS.c.id)
-    .where(_CACHED_URLS.c.url_hash == bindparam("url_hash"))
-)
-
-
-@functools.cache
-def _remember_url(dialect: str) -> Prebuilt:
-    ins = catalog.dialect_insert(dialect)
-    c = _CACHED_URLS.c
-    stmt = ins(_CACHED_URLS).values(
-        url_hash=bindparam("url_hash"),
-        url=bindparam("url"),
-        artifact_id=bindparam("artifact_id"),
-        ecosystem=bindparam("ecosystem"),
-        fetched_at=bindparam("now", type_=c.fetched_at.type),
-    )
-    return Prebuilt(
-        stmt.on_conflict_do_update(
-            index_elements=["url_hash"],
-            set_={"artifact_id": stmt.excluded.artifact_id, "fetched_at": stmt.excluded.fetched_at},
-        ),
-        _CACHED_URLS,
-    )
-
-
-def prepare(dialect: Dialect) -> None:
-    """Build and compile the statements of a cold fetch at start-up (about
-    20 ms that the first proxied file would otherwise wait for)."""
-    _LOOKUP.prepare(dialect)
-    _remember_url(dialect.name).prepare(dialect)
-    prepare_cached_file(dialect)
-
-
-async def cached_artifact(ctx: UpstreamContext, url: str) -> Artifact | None:
-    """The artifact stored for ``url`` (a transient object without
-    timestamps: one prebuilt query)."""
-    rows = await ctx.db.read_rows(_LOOKUP, {"url_hash": url_hash(url)})
-    if not rows:
-        return None
-    return Artifact(**dict(zip(_ARTIFACT_COLUMNS, rows[0], strict=True)))
 
 
 class Transfer:
@@ -280,7 +200,7 @@ class Transfer:
             existing = await cached_artifact(ctx, url) if ctx.replicas else None
             if (
                 existing is not None
-                and mismatch_free(existing, self.wanted.hashes)
+                and stored_matches(existing, self.wanted.digest)
                 and await ctx.storage.exists(existing.id)
             ):
                 return existing
@@ -288,7 +208,7 @@ class Transfer:
             held = received if isinstance(received, HeldBlob) else None
             staged = received if isinstance(received, StagedBlob) else None
             try:
-                self._verify(received.info)
+                await self._verify(received)
                 self.verified = received.info
                 # The client may have its last bytes now, while the file is stored.
                 ending = self._enqueue(_End())
@@ -329,7 +249,7 @@ class Transfer:
         (``HeldBlob``) when its Content-Length says it is small."""
         ctx, name = self.ctx, self.place.filename
         headers = {**self.wanted.headers, "Accept-Encoding": "identity"}
-        digests = frozenset(self.wanted.hashes) & EXTRA_DIGESTS
+        digests = self.wanted.digest.streaming & EXTRA_DIGESTS
         try:
             async with ctx.http.stream(
                 "GET", self.wanted.url, headers=headers, rule=self.wanted.rule
@@ -386,9 +306,14 @@ class Transfer:
             raise UpstreamError(f"{self.place.filename}: the held body changed before storing")
         return staged
 
-    def _verify(self, info: BlobInfo) -> None:
-        name = self.place.filename
-        problem = mismatch(info, self.wanted.hashes)
+    async def _verify(self, received: StagedBlob | HeldBlob) -> None:
+        """Refuse a body that contradicts the upstream's digest: from the
+        running hashes, then (a digest of the whole file, such as Go's
+        ``h1:``) from the complete bytes, before anything is recorded."""
+        name, digest = self.place.filename, self.wanted.digest
+        problem = digest.check(received.info)
+        if problem is None and digest.whole_file:
+            problem = await anyio.to_thread.run_sync(_check_file, digest, received)
         if problem:
             log.warning(
                 "upstream file rejected: hash mismatch",
@@ -422,54 +347,19 @@ class Transfer:
         return artifact
 
     async def _commit(self, staged: StagedBlob) -> Artifact:
-        ctx, place = self.ctx, self.place
-        project = catalog.PROXY_PROJECT
-        url = self.wanted.url
-        remember = {
-            "url_hash": url_hash(url),
-            "url": without_userinfo(url),  # a pip.conf URL may carry a token: not kept
-            "artifact_id": staged.info.sha256,
-            "ecosystem": place.ecosystem,
-            "now": utcnow(),
-        }
-        try:
-            project_id = ctx.project_ids.get(project)
-            storage = ctx.storage
-            if (
-                project_id is not None
-                and ctx.db.blocking_writes
-                and isinstance(storage, FilesystemStore)
-            ):  # the embedded default: one thread hop for the whole transaction
-                cached = self._cached_file(project_id, remember, ctx.db.dialect)
-                stored = await ctx.db.write_blocking(
-                    lambda run: add_cached_file_blocking(run, storage, cached, staged)
-                )
-            else:
-                async with ctx.db.transaction() as session:
-                    if project_id is None:
-                        project_id = (await catalog.get_project(session, project)).id
-                    cached = self._cached_file(
-                        project_id, remember, session.get_bind().dialect.name
-                    )
-                    stored = await add_cached_file(session, storage, cached, staged)
-        except BaseException:
-            ctx.project_ids.pop(project, None)  # e.g. a database replaced under us
-            raise
-        ctx.project_ids[project] = project_id
-        return stored.artifact
+        return await store_cached_file(self.ctx, self.wanted.url, self.place, staged)
 
-    def _cached_file(self, project_id: int, remember: dict[str, Any], dialect: str) -> CachedFile:
-        place = self.place
-        return CachedFile(
-            project_id=project_id,
-            project_name=catalog.PROXY_PROJECT,
-            package_name=place.package,
-            version=place.version,
-            filename=place.filename,
-            package_format=place.package_format,
-            content_type=place.content_type,
-            also=((_remember_url(dialect), remember),),
-        )
+
+def _check_file(digest: Digest, received: StagedBlob | HeldBlob) -> str | None:
+    file: BinaryIO
+    if isinstance(received, HeldBlob):
+        return digest.check_file(io.BytesIO(received.body))
+    try:
+        file = open(received.handle, "rb")  # noqa: SIM115 (closed below)
+    except OSError:
+        return "the received file cannot be read back to check its digest"
+    with file:
+        return digest.check_file(file)
 
 
 def _link_copy(handle: str) -> Path | None:
@@ -487,53 +377,48 @@ def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-async def serve_upstream_file(
+async def fetch_once(
     ctx: UpstreamContext,
-    request: Request,
     wanted: Wanted,
     place: Placement,
-    respond: Respond,
+    *,
+    stream: bool,
     inspect: Inspect | None = None,
-) -> Response:
-    """Serve ``wanted`` from the cache, or fetch it once, store and serve it."""
+) -> Artifact | Transfer:
+    """``wanted`` from the cache, or fetched once, verified and stored.
+
+    With ``stream`` (the caller can send the body as it arrives), the
+    request that starts the fetch gets the ``Transfer`` once its first bytes
+    are in (``whole`` when all of it is, verified; else ``stream()``); every
+    other caller gets the stored artifact."""
     existing = await cached_artifact(ctx, wanted.url)
-    if existing is not None and mismatch_free(existing, wanted.hashes):
+    if existing is not None and stored_matches(existing, wanted.digest):
         missing = missing_digests(existing)
         if missing:  # its finishing was lost
             finish.schedule(ctx, existing.id, missing, inspect)
-        return await respond(existing)
+        return existing
     if ctx.settings.offline:
         raise NotFound(f"{place.filename} is not cached and Orchard is offline")
     transfer = Transfer(ctx, wanted, place, inspect)
     task, leader = ctx.files.start(url_hash(wanted.url), transfer.run)
-    streaming = leader and request.method == "GET" and "range" not in request.headers
-    if not streaming:
+    if not (leader and stream):
         if leader:
             transfer.detach()
-        return await respond(await asyncio.shield(task))
+        artifact: Artifact = await asyncio.shield(task)
+        return artifact
     try:
         await transfer.started.wait()
         if task.done():
-            return await respond(task.result())
+            done: Artifact = task.result()
+            return done
     except BaseException:
         transfer.detach()
         raise
-    verified = transfer.whole
-    if verified is not None:
-        artifact = Artifact(**artifact_columns(verified, place.content_type))
-        response = memory_response(request, artifact, transfer.take_body(), place.filename)
-        response.headers["X-Orchard-Cache"] = "miss"
-        return response
-    headers = {
-        "X-Orchard-Cache": "miss",
-        "Content-Disposition": content_disposition(place.filename),
-    }
-    if transfer.content_length is not None:
-        headers["Content-Length"] = str(transfer.content_length)
-    media_type = served_type(place.content_type)  # never an active type (headers.py)
-    return StreamingResponse(transfer.stream(), media_type=media_type, headers=headers)
+    return transfer
 
 
-def mismatch_free(artifact: Artifact, hashes: dict[str, str]) -> bool:
+def stored_matches(artifact: Artifact, digest: Digest) -> bool:
+    """Whether a stored artifact agrees with the digest the upstream gives
+    now (a digest of the whole file was checked when it was stored)."""
     info = BlobInfo(artifact.id, artifact.size, artifact.md5, artifact.sha1, artifact.sha512)
-    return mismatch(info, hashes) is None
+    return digest.check(info) is None

@@ -1,6 +1,6 @@
 """The PyPI caching proxy (upstream indexes and files).
 
-``upstream_page`` answers the router with the merged upstream page of a
+``upstream_page`` answers the service with the merged upstream page of a
 name, every file URL rewritten to ``/pypi/{project}/upstream/{name}/{filename}``.
 ``upstream_file`` serves those URLs: the filename is looked up on the
 (cached) page of ``name``, so only files that a configured upstream listed
@@ -19,24 +19,24 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import Request, Response
 from packaging.utils import canonicalize_name
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchard.api.downloads import artifact_response
-from orchard.api.urls import base_url
 from orchard.core import names as core_names
-from orchard.db.models import Artifact, Project
+from orchard.db.models import Project
 from orchard.errors import InvalidInput, NotFound, UpstreamError
 from orchard.protocols.pypi import metadata, proxy_stored
 from orchard.protocols.pypi import proxy_index as index
+from orchard.protocols.pypi.hosted import FORMAT
 from orchard.protocols.pypi.model import DistFile, ProjectPage
 from orchard.protocols.pypi.names import canonical_version, try_parse_filename
 from orchard.protocols.pypi.render import sorted_versions
 from orchard.protocols.pypi.upstream import UpstreamFile
-from orchard.upstream.context import UpstreamContext, upstream_context
-from orchard.upstream.files import AfterStore, Inspect, Placement, Wanted, serve_upstream_file
+from orchard.upstream.context import UpstreamContext
+from orchard.upstream.digests import HexDigests
+from orchard.upstream.files import AfterStore, Found, Inspect, Wanted, fetch_once
 from orchard.upstream.sources import Source
+from orchard.upstream.stored import Placement
 
 log = logging.getLogger("orchard.upstream")
 
@@ -73,15 +73,15 @@ def _upload_time(value: str | None) -> datetime | None:
         return None
 
 
-def _file_url(request: Request, project: str, name: str, filename: str) -> str:
+def _file_url(base: str, project: str, name: str, filename: str) -> str:
     q = [quote(p, safe="") for p in (project, name, filename)]
-    return f"{base_url(request)}/pypi/{q[0]}/upstream/{q[1]}/{q[2]}"
+    return f"{base}/pypi/{q[0]}/upstream/{q[1]}/{q[2]}"
 
 
-def _dist_file(request: Request, project: str, name: str, f: UpstreamFile) -> DistFile:
+def _dist_file(base: str, project: str, name: str, f: UpstreamFile) -> DistFile:
     return DistFile(
         filename=f.filename,
-        url=_file_url(request, project, name, f.filename),
+        url=_file_url(base, project, name, f.filename),
         version=version_of(name, f.filename),
         hashes=dict(f.hashes),
         size=f.size,
@@ -92,29 +92,30 @@ def _dist_file(request: Request, project: str, name: str, f: UpstreamFile) -> Di
     )
 
 
-async def upstream_page(request: Request, project: Project, name: str) -> ProjectPage | None:
+async def upstream_page(
+    ctx: UpstreamContext, project: Project, name: str, base: str
+) -> ProjectPage | None:
     """The merged upstream page for normalised ``name`` with every file URL
-    rewritten to an Orchard URL under ``/pypi/{project}/``, or None when no
-    upstream has it (or upstreams are off / ORCHARD_OFFLINE with nothing cached)."""
-    ctx = upstream_context(request.app)
+    rewritten to an Orchard URL under ``{base}/pypi/{project}/``, or None when
+    no upstream has it (or upstreams are off / ORCHARD_OFFLINE with nothing cached)."""
     try:
         merged = await index.load(ctx, name)
     except UpstreamError:
-        page = await _stored_page(request, ctx, project.name, name)
+        page = await _stored_page(base, ctx, project.name, name)
         if page is None:
             raise
         return page
     if merged is None:
         if ctx.settings.offline:  # offline without a cached page: the stored files
-            return await _stored_page(request, ctx, project.name, name)
+            return await _stored_page(base, ctx, project.name, name)
         return None
-    files = [_dist_file(request, project.name, name, f) for _source, f in merged.files]
+    files = [_dist_file(base, project.name, name, f) for _source, f in merged.files]
     versions = sorted_versions({f.version for f in files})
     return ProjectPage(name=name, files=files, versions=versions, stale=merged.stale)
 
 
 async def _stored_page(
-    request: Request, ctx: UpstreamContext, project: str, name: str
+    base: str, ctx: UpstreamContext, project: str, name: str
 ) -> ProjectPage | None:
     """A stale page of the files already cached (no upstream page available)."""
     rows = await proxy_stored.stored_files(ctx, name)
@@ -122,7 +123,7 @@ async def _stored_page(
     files = [
         DistFile(
             filename=filename,
-            url=_file_url(request, project, name, filename),
+            url=_file_url(base, project, name, filename),
             version=version,
             hashes={"sha256": artifact.id},
             size=artifact.size,
@@ -175,9 +176,11 @@ def _dependencies(filename: str) -> Inspect | None:
     return inspect
 
 
-async def upstream_file(request: Request, project: Project, path: str) -> Response | None:
-    """Serve a proxied file (or its ``.metadata`` sidecar) from the URL space
-    that ``upstream_page`` rewrote links into; None if ``path`` is not one."""
+async def upstream_file(
+    ctx: UpstreamContext, project: Project, path: str, *, stream: bool
+) -> Found | None:
+    """A proxied file (or its ``.metadata`` sidecar) from the URL space that
+    ``upstream_page`` rewrote links into; None if ``path`` is not one."""
     parts = path.strip("/").split("/")
     if len(parts) != 3 or parts[0] != "upstream" or not project.upstream:
         return None
@@ -185,18 +188,13 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
     if canonicalize_name(name) != name:
         raise NotFound(f"{name!r} is not a normalised project name")
     core_names.filename(filename)
-    ctx = upstream_context(request.app)
     sidecar = filename.endswith(SIDECAR)
     dist = filename.removesuffix(SIDECAR) if sidecar else filename
-
-    async def respond(artifact: Artifact) -> Response:
-        return await artifact_response(request, artifact, ctx.storage, ctx.settings, filename)
-
     found = await _listed(ctx, name, dist)
     if found is None:
         stored = await proxy_stored.stored_file(ctx, name, filename)
         if stored is not None:
-            return await respond(stored)
+            return Found(filename, stored)
         raise NotFound(f"{filename} is not a file of {name!r} on any upstream")
     source, f = found
     if not source.rule.allows_link(f.url):  # a page cached before the rule (or the hosts) changed
@@ -207,7 +205,8 @@ async def upstream_file(request: Request, project: Project, path: str) -> Respon
         url, hashes = f.url + SIDECAR, f.core_metadata
     else:
         url, hashes = f.url, f.hashes
-    wanted = Wanted(url, hashes, ctx.headers_for(source, url), source.rule)
-    place = Placement("pypi", name, version_of(name, dist), filename, "pypi")
+    wanted = Wanted(url, HexDigests(hashes), ctx.headers_for(source, url), source.rule)
+    place = Placement(FORMAT, name, version_of(name, dist), filename)
     inspect = None if sidecar else _dependencies(filename)
-    return await serve_upstream_file(ctx, request, wanted, place, respond, inspect)
+    got = await fetch_once(ctx, wanted, place, stream=stream, inspect=inspect)
+    return Found(filename, got)

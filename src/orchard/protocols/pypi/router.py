@@ -14,7 +14,8 @@ hosted packages (a REST yank shows at once), and carry an ETag (the hash of
 the body) answered with 304. Non-normalised names and missing trailing
 slashes are 301 redirects. Dependency-confusion defence: a name hosted in the
 project is served from the project only, never merged with an upstream page.
-Errors keep the app's JSON error shape, which pip and twine print as is.
+Errors keep the app's JSON error shape, which pip and twine print as is
+(errors.py).
 The routes are protocol endpoints, not REST API: they are left out of the
 OpenAPI document (their permissions are tested in test_pypi_hosted.py).
 """
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from orchard.api.downloads import artifact_response
+from orchard.api.urls import base_url
 from orchard.auth.policy import project_for
 from orchard.auth.principal import Principal
 from orchard.core import artifacts, catalog
@@ -34,10 +36,14 @@ from orchard.db.models import Project
 from orchard.db.session import Database
 from orchard.deps import CurrentActor, CurrentPrincipal, DbDep, SettingsDep, StorageDep
 from orchard.errors import NotFound
+from orchard.protocols import fetched
+from orchard.protocols.base import format_router
 from orchard.protocols.pypi import hosted, negotiate, render, upload
-from orchard.protocols.pypi.adapter import ADAPTER
+from orchard.protocols.pypi.errors import render_error
+from orchard.protocols.pypi.service import SERVICE
+from orchard.upstream.context import upstream_context
 
-router = APIRouter(include_in_schema=False)
+router = format_router(render_error)
 
 ALIAS = "/pypi/simple"
 INDEX = "/pypi/{project}/simple"
@@ -117,22 +123,23 @@ async def answer_page(
     request: Request, db: Database, principal: Principal, project: str, name: str, base: str
 ) -> Response:
     row = await _readable(request, db, principal, project)
-    normal = ADAPTER.normalize(name)
+    normal = SERVICE.normalize(name)
     if normal != name or not request.url.path.endswith("/"):
         return _redirect(request, f"{base}/{normal}/")
     page = None
     if not row.builtin:  # the built-in proxy project hosts nothing: its packages are caches
         async with db.session() as session:
-            page = await ADAPTER.hosted_page(session, request, row, normal)
+            page = await SERVICE.hosted_page(session, row, normal, base_url(request))
     if page is None and row.upstream:
-        page = await ADAPTER.upstream_page(request, row, normal)
+        ctx = upstream_context(request.app)
+        page = await SERVICE.upstream_page(ctx, row, normal, base_url(request))
     if page is None:
         raise NotFound(f"no Python package {normal!r} in project {project!r}")
     media_type = _media_type(request)
     if isinstance(media_type, Response):
         return media_type
     extra = {"X-Orchard-Stale": "1", "Warning": '110 - "Response is Stale"'} if page.stale else {}
-    return _page(request, row, ADAPTER.render(page, media_type), media_type, extra)
+    return _page(request, row, SERVICE.render(page, media_type), media_type, extra)
 
 
 @router.api_route(ALIAS, methods=["GET", "HEAD"])
@@ -260,7 +267,8 @@ async def answer_file(
     request: Request, db: Database, principal: Principal, project: str, path: str
 ) -> Response:
     row = await _readable(request, db, principal, project)
-    response = await ADAPTER.upstream_file(request, row, path)
-    if response is None:
+    ctx = upstream_context(request.app)
+    found = await SERVICE.upstream_file(ctx, row, path, stream=fetched.streams(request))
+    if found is None:
         raise NotFound(f"not found: {request.url.path}")
-    return response
+    return await fetched.answer(request, ctx, found)

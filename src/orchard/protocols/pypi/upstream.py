@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from orchard.upstream.client import HTTPError, UpstreamClient, UpstreamResponse
+from orchard.upstream.documents import Answer
 from orchard.upstream.sources import Source
 from orchard.upstream.urls import mask
 
@@ -57,17 +58,6 @@ class UpstreamFile:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UpstreamFile:
         return cls(**data)
-
-
-@dataclass
-class SourcePage:
-    """What one source answered for one project."""
-
-    status: str  # ok | not_modified | missing | error
-    files: list[UpstreamFile] = field(default_factory=list)
-    etag: str | None = None
-    last_modified: str | None = None
-    error: str = ""
 
 
 def _hashes(value: Any) -> dict[str, str]:
@@ -195,7 +185,7 @@ async def fetch_source_page(
     headers: dict[str, str],
     etag: str | None = None,
     last_modified: str | None = None,
-) -> SourcePage:
+) -> Answer[list[UpstreamFile]]:
     """GET ``{source}/{name}/``; ``headers`` carries the source's credentials."""
     url = f"{source.url}/{name}/"
     request_headers = {"Accept": ACCEPT, **headers}
@@ -206,21 +196,21 @@ async def fetch_source_page(
     try:
         async with http.stream("GET", url, headers=request_headers, rule=source.rule) as response:
             if response.status_code == 304:
-                return SourcePage("not_modified", etag=etag, last_modified=last_modified)
+                return Answer("not_modified", etag=etag, last_modified=last_modified)
             if response.status_code in (404, 410):
-                return SourcePage("missing")
+                return Answer("missing")
             if response.status_code != 200:
                 log.warning(
                     "upstream %s answered %s for %s", source.name, response.status_code, name
                 )
-                return SourcePage("error", error=f"HTTP {response.status_code}")
+                return Answer("error", error=f"HTTP {response.status_code}")
             body = await _read_capped(response, MAX_PAGE_BYTES)
     except HTTPError as exc:
         log.warning("upstream %s unreachable for %s: %s", source.name, name, type(exc).__name__)
-        return SourcePage("error", error=f"{type(exc).__name__}")
+        return Answer("error", error=f"{type(exc).__name__}")
     if body is None:
         log.warning("upstream %s sent a page over the size limit for %s", source.name, name)
-        return SourcePage("error", error="page too large")
+        return Answer("error", error="page too large")
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     base = response.url
     parse = parse_json if content_type.endswith("json") else parse_html
@@ -228,10 +218,10 @@ async def fetch_source_page(
         files = parse(body, base)
     except (ValueError, TypeError, AttributeError) as exc:
         log.warning("upstream %s sent a malformed page for %s: %s", source.name, name, exc)
-        return SourcePage("error", error="malformed page")
-    return SourcePage(
+        return Answer("error", error="malformed page")
+    return Answer(
         "ok",
-        files=allowed_links(source, name, files),
+        allowed_links(source, name, files),
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )

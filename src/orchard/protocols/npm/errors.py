@@ -1,0 +1,23 @@
+"""npm's error form: ``{"error": "<message>"}`` with the status of the
+domain error, as the npm registry answers and the npm client prints."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from orchard.errors import OrchardError, Unauthorized, status_for
+
+log = logging.getLogger("orchard.api")
+
+
+async def render_error(request: Request, exc: OrchardError) -> Response:
+    status = status_for(exc)
+    response = JSONResponse({"error": exc.message}, status_code=status)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Basic realm="orchard"'
+    if status >= 500:
+        log.warning("request failed: %s", exc.message, extra={"event": "error", "code": exc.code})
+    return response

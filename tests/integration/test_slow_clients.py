@@ -358,7 +358,7 @@ async def test_slow_download_readers_behind_nginx(stack_settings: Settings, tmp_
         url = f"http://127.0.0.1:{front.port}"
         probes = await read_slowly(srv, front.port, probe_url=url, sample=front.rss)
         srv.notes.append(
-            f"nginx's worker RSS {nginx_before / MB:.1f} -> {front.peak_rss / MB:.1f} MB"
+            f"nginx's RSS (master, worker) {nginx_before / MB:.1f} -> {front.peak_rss / MB:.1f} MB"
             f" (+{(front.peak_rss - nginx_before) / MB:.1f})"
         )
         check(srv, "slow download readers behind nginx", probes)

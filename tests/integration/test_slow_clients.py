@@ -73,7 +73,7 @@ START_LIMIT = 20.0 if STACK == "embedded" else 60.0
 #   concurrency (8 curls of a 100 MB file: pathsend 0.72 to 0.95x nginx,
 #   1 MiB pieces 0.41 to 0.52x, 16 KiB pieces 0.07x). Crowds of slow readers
 #   are nginx's job (the test behind nginx above).
-# - slow readers of a download from S3: 109 to 174 MB over three runs with 16 KiB
+# - slow readers of a download from S3: 108 to 174 MB over four runs with 16 KiB
 #   reads (the 65 KB per request plus about eight pieces queued per connection;
 #   1 MiB reads held the whole 2 MB object each: +1,048 MB).
 MB = 1024 * 1024

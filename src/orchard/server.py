@@ -24,12 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# Modules that libraries import only to offer something a server never uses,
-# each guarded by an ``except ImportError`` there: httpx's command-line client
-# (pulls in click, rich and pygments) and pydantic's v1 compatibility layer,
-# which FastAPI probes for on every route. Together about 6 MB per process.
-UNUSED_MODULES = ("httpx._main", "pydantic.v1")
-
 APP_FACTORY = "orchard.server:create_app"
 
 # glibc's mallopt(3) parameters.
@@ -115,14 +109,8 @@ async def release_freed_memory_forever(
             used = clock()
 
 
-def skip_unused_modules() -> None:
-    for name in UNUSED_MODULES:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-
-
 def create_app() -> Any:
     """The ASGI application, for granian's ``factory`` loading."""
-    skip_unused_modules()
     from orchard.app import app_from_env
 
     app = app_from_env()
@@ -221,7 +209,6 @@ def serve(
         return asyncio.run(_serve_here(options))
     from granian.server import Server
 
-    skip_unused_modules()  # inherited by forked workers
     Server(
         APP_FACTORY, factory=True, workers=workers, respawn_failed_workers=False, **options
     ).serve()

@@ -44,6 +44,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchard.db")
 
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for its turn (also PRAGMA busy_timeout)
+# SQLite's page cache is per connection (2 MiB by default) and every pooled
+# connection keeps its own: with 20 of them kept after a burst, most of the
+# database sat in the process several times over. The operating system's
+# page cache holds the file once for all of them; 1 MiB each is measured in
+# bench/README.md (RSS after the PyPI bench).
+SQLITE_CACHE_KIB = 1024
+# Connections kept and opened beyond them under load. SQLite writes one
+# transaction at a time; reads beyond a few connections only queue on the GIL.
+SQLITE_POOL_SIZE = 8
+SQLITE_MAX_OVERFLOW = 32
 
 T = TypeVar("T")
 # Runs one prebuilt statement inside ``Database.write_blocking``; its rows.
@@ -135,6 +145,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
@@ -189,7 +200,9 @@ def make_engine(settings: Settings, *, immediate: bool = False) -> AsyncEngine:
         raise ConfigurationError(f"ORCHARD_DATABASE_URL is not a database URL: {exc}") from exc
     if url.startswith("sqlite"):
         prepare_data_dir(settings)
-        engine = create_async_engine(url, pool_size=20, max_overflow=40, pool_timeout=60)
+        engine = create_async_engine(
+            url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_MAX_OVERFLOW, pool_timeout=60
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:"):

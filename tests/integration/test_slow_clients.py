@@ -82,6 +82,7 @@ RSS_BOUND = {
     "trickling uploads": 100 * MB,
     "slow download readers": (400 if STACK == "embedded" else 250) * MB,
     "slow download readers behind nginx": 50 * MB,
+    "trickling uploads behind nginx": 50 * MB,
 }
 
 # nginx in front (the worker's and master's growth while it sends the file to N slow readers).
@@ -365,6 +366,80 @@ async def test_slow_download_readers_behind_nginx(stack_settings: Settings, tmp_
         assert front.peak_rss - nginx_before < NGINX_BOUND * N // 1000, srv.notes[-1]
 
 
+async def test_trickling_uploads_behind_nginx(stack_settings: Settings, tmp_path: Path) -> None:
+    """The same uploads with nginx in front (docs/nginx/orchard.conf): nginx
+    reads each body whole, 8 KiB in memory and the rest in a file, while
+    Orchard holds nothing for it; once all of them end at once, nginx sends
+    each to Orchard at loopback speed and every upload is stored."""
+    with serving(stack_settings, tmp_path) as srv, nginx_in_front(srv, tmp_path) as front:
+        token = srv.live.token
+        finish = asyncio.Event()
+        opened = 0
+        answers: list[bytes] = []
+        nginx_before = front.rss()
+
+        async def trickle(i: int) -> None:
+            nonlocal opened
+            reader, writer = await connect(front.port)
+            try:
+                writer.write(
+                    f"PUT {UPLOAD_URL.format(i=i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Length: {UPLOAD_SIZE}\r\n"
+                    "Expect: 100-continue\r\n\r\n".encode()
+                )
+                # nginx asks for the body itself: it keeps it before Orchard sees the request.
+                assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+                opened += 1
+                sent = 0
+                while not finish.is_set() and sent < UPLOAD_SIZE - 1024:
+                    writer.write(b"x" * 1024)
+                    sent += 1024
+                    await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(finish.wait(), 1)
+                writer.write(b"x" * (UPLOAD_SIZE - sent))
+                await writer.drain()
+                answers.append(await asyncio.wait_for(reader.readuntil(b"\r\n"), 120))
+            finally:
+                writer.close()
+
+        counter = iter(range(N))
+        probes = Probes()
+        clients = await open_gradually(lambda: trickle(next(counter)), N)
+        async with crowd(clients):
+            took = await wait_until(lambda: opened == N, START_LIMIT)
+            assert opened == N, f"only {opened} of {N} uploads were taken"
+            srv.notes.append(f"{N} uploads under way through nginx in {took:.1f} s")
+            await asyncio.sleep(1)
+            await probe(srv, probes, url=f"http://127.0.0.1:{front.port}", sample=front.rss)
+            nginx_peak = front.peak_rss
+            srv.notes.append(
+                f"nginx's RSS (master, worker) {nginx_before / MB:.1f} -> {nginx_peak / MB:.1f} MB"
+                f" (+{(nginx_peak - nginx_before) / MB:.1f})"
+            )
+            check(srv, "trickling uploads behind nginx", probes)
+            assert nginx_peak - nginx_before < NGINX_BOUND * N // 1000, srv.notes[-2]
+
+            # All of them end at once: nginx hands each whole body to Orchard.
+            burst = Probes()
+            finish.set()
+            began = time.monotonic()
+            while len(answers) < N and time.monotonic() - began < 120:
+                burst.peak_rss = max(burst.peak_rss, rss(srv.pid))
+                front.rss()
+                await asyncio.sleep(0.1)
+            took = time.monotonic() - began
+            srv.notes.append(
+                f"{len(answers)} uploads ended at once, answered in {took:.1f} s:"
+                f" Orchard's RSS peak +{(burst.peak_rss - srv.baseline) / MB:.1f} MB,"
+                f" nginx's +{(front.peak_rss - nginx_before) / MB:.1f} MB"
+            )
+        assert [a for a in answers if not a.startswith(b"HTTP/1.1 201")] == []
+        assert len(answers) == N, srv.notes[-1]
+        assert srv.staged_files() == []
+        assert "Traceback" not in srv.live.log.read_text()
+
+
 @dataclass
 class Nginx:
     port: int
@@ -392,6 +467,7 @@ def nginx_in_front(srv: Server, tmp_path: Path) -> Iterator[Nginx]:
         block.replace("@LISTEN@", f"127.0.0.1:{port}")
         .replace("@ORCHARD@", f"127.0.0.1:{srv.port}")
         .replace("@BLOBS@", str(srv.data_dir / "blobs"))
+        .replace("@UPLOADS@", str(run / "uploads"))
     )
     temp = "\n".join(
         f"    {kind}_temp_path {run}/{kind};"

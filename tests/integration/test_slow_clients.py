@@ -59,8 +59,8 @@ START_LIMIT = 20.0 if STACK == "embedded" else 60.0
 #   +0 MB (nginx keeps each body, 8 KiB in memory and the rest in a file, and
 #   sends it only once whole), nginx +16 to +17 MB, on both stacks; the
 #   issue's bound holds for both. When all 1,000 end at once Orchard gets
-#   1,000 fast uploads together: +147 to +173 MB at the peak embedded, +96 MB
-#   production (recorded, not bounded: fast uploads are not slow clients),
+#   1,000 fast uploads together: +134 to +173 MB at the peak embedded, +96 to
+#   +102 MB production (recorded, not bounded: fast uploads are not slow clients),
 #   all stored within 16 to 39 s.
 # - trickling uploads, Orchard alone: 71 to 75 MB, NOT within 50 MB. Every request under
 #   way in the application costs about 65 KB: some 45 KB of Python objects

@@ -55,7 +55,8 @@ def nginx(live_server: LiveServer, settings: Settings, tmp_path: Path) -> Iterat
     block = (ROOT / "docs" / "nginx" / "orchard.conf").read_text()
     block = (block.replace("@LISTEN@", f"127.0.0.1:{port}")
              .replace("@ORCHARD@", live_server.url.removeprefix("http://"))
-             .replace("@BLOBS@", str(settings.data_dir / "blobs")))
+             .replace("@BLOBS@", str(settings.data_dir / "blobs"))
+             .replace("@UPLOADS@", str(run / "uploads")))
     temp = "\n".join(f"    {kind}_temp_path {run}/{kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     (run / "nginx.conf").write_text(

@@ -235,3 +235,63 @@ def test_packages_by_format_keeps_rows_and_downgrade_refuses_shared_names(
             ), {"t": now})
     finally:
         engine.dispose()
+
+
+def _triggers(conn: Any) -> list[str]:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+    else:
+        sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname"
+    return [row[0] for row in conn.execute(text(sql))]
+
+
+def _epoch(conn: Any) -> int:
+    return int(conn.execute(text("SELECT value FROM content_epoch WHERE id = 1")).scalar_one())
+
+
+def test_format_columns_keep_rows_and_triggers(fresh_settings: Settings) -> None:
+    """0008 renames the three ``ecosystem`` columns to ``format`` in place:
+    values kept both ways, every trigger still there (the content epoch of
+    ``upstream_sources`` still moves)."""
+    upgrade(fresh_settings, "0007")
+    engine = _engine(fresh_settings)
+    now = "2026-01-01 00:00:00"
+    tables = ("upstream_sources", "cached_urls", "artifact_dependencies")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO artifacts (id, size, md5, sha1, sha512, content_type, ref_count,"
+                " created_at, touched_at) VALUES (:id, 1, '', '', '', 'x', 0, :t, :t)"
+            ), {"id": "a" * 64, "t": now})
+            conn.execute(text(
+                "INSERT INTO upstream_sources (id, name, ecosystem, url, priority, enabled,"
+                " auth_type, username, secret_ciphertext, file_hosts, created_at, updated_at)"
+                " VALUES (1, 'corp', 'npm', 'http://h/', 5, true, 'none', '', '', '', :t, :t)"
+            ), {"t": now})
+            conn.execute(text(
+                "INSERT INTO cached_urls (url_hash, url, artifact_id, ecosystem, fetched_at)"
+                " VALUES ('h', 'http://h/x', :a, 'go', :t)"
+            ), {"a": "a" * 64, "t": now})
+            conn.execute(text(
+                "INSERT INTO artifact_dependencies (id, artifact_id, ecosystem, name, specifier,"
+                " kind) VALUES (1, :a, 'pypi', 'yaml', '', 'runtime')"
+            ), {"a": "a" * 64})
+            triggers = _triggers(conn)
+        assert any(name.startswith("upstream_sources_content") for name in triggers)
+        upgrade(fresh_settings)
+        with engine.begin() as conn:
+            assert _triggers(conn) == triggers
+            assert [conn.execute(text(f"SELECT format FROM {t}")).scalar_one() for t in tables] \
+                == ["npm", "go", "pypi"]
+            before = _epoch(conn)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE upstream_sources SET priority = 6 WHERE id = 1"))
+        with engine.begin() as conn:
+            assert _epoch(conn) == before + 1
+        downgrade(fresh_settings, "0007")
+        with engine.begin() as conn:
+            assert _triggers(conn) == triggers
+            assert [conn.execute(text(f"SELECT ecosystem FROM {t}")).scalar_one()
+                    for t in tables] == ["npm", "go", "pypi"]
+    finally:
+        engine.dispose()

@@ -176,7 +176,7 @@ class World:
                 version="3.0", filename="r.bin", size=None, ttl=3600, max_size=10**9,
             )
             token, _ = await tokens.create_token(session, SETUP, writer, f"victim{n}", "read")
-            session.add(UpstreamSource(name=f"up{n}", ecosystem="pypi",
+            session.add(UpstreamSource(name=f"up{n}", format="pypi",
                                        url="http://127.0.0.1:9/simple"))
         return {"project": project, "package": "pkg", "version": "1.0", "filename": "f.bin",
                 "sha256": SHA, "upload_id": row.id, "username": "bystander",
@@ -217,7 +217,7 @@ def request_for(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
         ("PATCH", "/api/v1/users/{username}"): {"json": {"disabled": False}},
         ("POST", "/api/v1/tokens"): {"json": {"name": "matrix", "scope": "read"}},
         ("PUT", "/api/v1/project/{project}/members/{username}"): {"json": {"role": "write"}},
-        ("POST", "/api/v1/upstreams"): {"json": {"name": f"new-up{n}", "ecosystem": "pypi",
+        ("POST", "/api/v1/upstreams"): {"json": {"name": f"new-up{n}", "format": "pypi",
                                                  "url": "http://127.0.0.1:9/simple"}},
         ("PATCH", "/api/v1/upstreams/{name}"): {"json": {"priority": 3}},
     }

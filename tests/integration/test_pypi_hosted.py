@@ -116,7 +116,7 @@ async def test_dependencies_are_recorded(client: httpx.AsyncClient,
     deps = (await client.get(f"/api/v1/artifacts/{sha}")).json()["dependencies"]
     assert {(d["name"], d["kind"]) for d in deps} == {("requests", "runtime"),
                                                      ("rich", "optional")}
-    assert all(d["ecosystem"] == "pypi" for d in deps)
+    assert all(d["format"] == "pypi" for d in deps)
     # The same bytes again: success, and no second set of rows.
     r = await _upload(client, "team", hosted["wheel"], "Demo.Pkg", "1.0")
     assert r.status_code == 200

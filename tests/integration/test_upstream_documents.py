@@ -39,7 +39,7 @@ def settings(stack_settings: Settings) -> Settings:
 
 
 def _source(fake: FakeUpstream) -> Source:
-    return Source(name="fake", ecosystem="pypi", url=fake.url, priority=0, origin="settings")
+    return Source(name="fake", format="pypi", url=fake.url, priority=0, origin="settings")
 
 
 def _ask(ctx: UpstreamContext, name: str) -> Ask[str]:

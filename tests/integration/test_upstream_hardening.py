@@ -173,7 +173,7 @@ async def test_allowed_file_host_of_a_database_source_is_followed(
     fake.index.packages["hosted-elsewhere"] = []
     body = {
         "name": "mirror",
-        "ecosystem": "pypi",
+        "format": "pypi",
         "url": fake.url,
         "file_hosts": [f" 127.0.0.1:{victim.port} ", "Files.Example.TEST."],
     }
@@ -216,7 +216,7 @@ async def test_allowed_file_host_of_a_database_source_is_followed(
 async def test_bad_file_hosts_are_refused(client: httpx.AsyncClient, hosts: list[str]) -> None:
     body = {
         "name": "bad",
-        "ecosystem": "pypi",
+        "format": "pypi",
         "url": "http://127.0.0.1:9/simple",
         "file_hosts": hosts,
     }

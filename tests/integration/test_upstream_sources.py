@@ -41,7 +41,7 @@ async def test_sources_api_credentials_are_sealed_and_sent(
     expected = "Basic " + base64.b64encode(f"robot:{secret}".encode()).decode()
     second.index.require_auth = expected
     wheel = publish(second, "private-dep", "1.0")
-    body = {"name": "corp", "ecosystem": "pypi", "url": second.url, "priority": -1,
+    body = {"name": "corp", "format": "pypi", "url": second.url, "priority": -1,
             "auth_type": "basic", "username": "robot", "password": secret}
     created = await client.post("/api/v1/upstreams", json=body)
     assert created.status_code == 201, created.text
@@ -72,21 +72,30 @@ async def test_sources_api_credentials_are_sealed_and_sent(
 
 async def test_sources_api_rejects_bad_input(client: httpx.AsyncClient) -> None:
     bad = [
-        {"name": "x", "ecosystem": "pypi", "url": "ftp://h/simple"},
-        {"name": "x", "ecosystem": "pypi", "url": "http://u:p@h/simple"},
-        {"name": "x", "ecosystem": "cargo", "url": "http://h/simple"},
-        {"name": "x", "ecosystem": "pypi", "url": "http://h/simple", "auth_type": "basic"},
-        {"name": "../x", "ecosystem": "pypi", "url": "http://h/simple"},
-        {"name": "pypi", "ecosystem": "pypi", "url": "http://h/simple"},
+        {"name": "x", "format": "pypi", "url": "ftp://h/simple"},
+        {"name": "x", "format": "pypi", "url": "http://u:p@h/simple"},
+        {"name": "x", "format": "cargo", "url": "http://h/simple"},
+        {"name": "x", "format": "pypi", "url": "http://h/simple", "auth_type": "basic"},
+        {"name": "../x", "format": "pypi", "url": "http://h/simple"},
+        {"name": "pypi", "format": "pypi", "url": "http://h/simple"},
     ]
     for body in bad:
         r = await client.post("/api/v1/upstreams", json=body)
         assert r.status_code in (400, 422), (body, r.text)
-    ok = {"name": "x", "ecosystem": "pypi", "url": "http://127.0.0.1:9/simple"}
+    ok = {"name": "x", "format": "pypi", "url": "http://127.0.0.1:9/simple"}
     assert (await client.post("/api/v1/upstreams", json=ok)).status_code == 201
     assert (await client.post("/api/v1/upstreams", json=ok)).status_code == 409
     test = (await client.post("/api/v1/upstreams/x/test")).json()
     assert test["ok"] is False and test["error"]
+
+
+async def test_sources_api_still_accepts_the_deprecated_ecosystem_field(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"name": "old", "ecosystem": "npm", "url": "http://127.0.0.1:9/registry"}
+    created = await client.post("/api/v1/upstreams", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["format"] == "npm" and "ecosystem" not in created.json()
 
 
 async def test_sources_merge_in_priority_order(
@@ -99,7 +108,7 @@ async def test_sources_merge_in_priority_order(
     second.index.add("tiny", FakeFile("tiny-2.0.tar.gz", b"only high"))
     for name, server, priority in (("low", fake, 20), ("high", second, 5)):
         r = await client.post("/api/v1/upstreams", json={
-            "name": name, "ecosystem": "pypi", "url": server.url, "priority": priority})
+            "name": name, "format": "pypi", "url": server.url, "priority": priority})
         assert r.status_code == 201
     doc = (await page(client, "tiny")).json()
     files = {f["filename"]: f for f in doc["files"]}
@@ -115,10 +124,10 @@ async def test_upstream_status_lists_the_effective_sources(
     from orchard.upstream.sources import upstream_status
 
     await client.post("/api/v1/upstreams", json={
-        "name": "extra", "ecosystem": "pypi", "url": "http://127.0.0.1:9/simple",
+        "name": "extra", "format": "pypi", "url": "http://127.0.0.1:9/simple",
         "priority": 3, "auth_type": "bearer", "token": "tok-secret"})
     status = await upstream_status(app)
-    pypi = [s for s in status if s["ecosystem"] == "pypi"]
+    pypi = [s for s in status if s["format"] == "pypi"]
     assert [(s["name"], s["origin"]) for s in pypi] == [("pypi", "settings"),
                                                         ("extra", "database")]
     assert "tok-secret" not in repr(status)

@@ -71,7 +71,7 @@ def _place(
         "url_hash": url_hash(url),
         "url": url,
         "artifact_id": staged.info.sha256,
-        "ecosystem": "pypi",
+        "format": "pypi",
         "now": utcnow(),
     }
     return CachedFile(
@@ -171,7 +171,7 @@ async def test_an_error_in_the_work_rolls_everything_back(db: Database) -> None:
 
     def work(run: Any) -> None:
         # A URL row whose artifact does not exist: the foreign key refuses it.
-        run(statement, {"url_hash": "h", "url": "u", "artifact_id": "0" * 64, "ecosystem": "pypi"})
+        run(statement, {"url_hash": "h", "url": "u", "artifact_id": "0" * 64, "format": "pypi"})
 
     with pytest.raises(Conflict):
         await db.write_blocking(work)

@@ -153,4 +153,4 @@ def test_dependency_rows() -> None:
     assert [(r["name"], r["kind"]) for r in rows] == [
         ("requests", "runtime"), ("rich", "optional"), ("zope-interface", "runtime")]
     assert rows[0]["specifier"] == '[socks]<3,>=2; python_version < "3.12"'
-    assert all(r["ecosystem"] == "pypi" for r in rows)
+    assert all(r["format"] == "pypi" for r in rows)

@@ -508,7 +508,7 @@ export interface paths {
         };
         /**
          * List Upstreams
-         * @description The upstream sources kept in the database (the settings add one per ecosystem).
+         * @description The upstream sources kept in the database (the settings add one per format).
          */
         get: operations["list_upstreams_api_v1_upstreams_get"];
         put?: never;
@@ -683,8 +683,8 @@ export interface components {
         };
         /** DependencyOut */
         DependencyOut: {
-            /** Ecosystem */
-            ecosystem: string;
+            /** Format */
+            format: string;
             /** Kind */
             kind: string;
             /** Name */
@@ -1065,11 +1065,6 @@ export interface components {
              */
             auth_type: "none" | "basic" | "bearer";
             /**
-             * Ecosystem
-             * @enum {string}
-             */
-            ecosystem: "pypi" | "npm" | "go";
-            /**
              * Enabled
              * @default true
              */
@@ -1079,6 +1074,11 @@ export interface components {
              * @description hosts (host or host:port) besides the source's own origin that its pages may link files to; empty: any https host with public addresses only
              */
             file_hosts?: string[];
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "pypi" | "npm" | "go";
             /** Name */
             name: string;
             /**
@@ -1114,8 +1114,6 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /** Ecosystem */
-            ecosystem: string;
             /** Enabled */
             enabled: boolean;
             /**
@@ -1123,6 +1121,8 @@ export interface components {
              * @description hosts (host or host:port) besides the source's own origin that its pages may link files to; empty: any https host with public addresses only
              */
             file_hosts: string[];
+            /** Format */
+            format: string;
             /** Has Credentials */
             has_credentials: boolean;
             /** Name */

@@ -7,7 +7,7 @@ import { ApiError } from "./errors";
 export interface Upstream {
   id?: number | string;
   name: string;
-  ecosystem?: string;
+  format?: string;
   url: string;
   priority?: number;
   enabled?: boolean;
@@ -23,7 +23,7 @@ export interface Upstream {
 
 export interface UpstreamIn {
   name: string;
-  ecosystem: string;
+  format: string;
   url: string;
   priority: number;
   enabled: boolean;
@@ -34,7 +34,7 @@ export interface UpstreamIn {
   file_hosts?: string[];
 }
 
-export type UpstreamPatch = Partial<Omit<UpstreamIn, "name" | "ecosystem">>;
+export type UpstreamPatch = Partial<Omit<UpstreamIn, "name" | "format">>;
 
 export interface ConnectionTest {
   ok?: boolean;

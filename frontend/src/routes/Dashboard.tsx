@@ -38,7 +38,7 @@ function UpstreamRow({ upstream }: { upstream: Upstream }) {
     <li data-upstream={upstream.name}>
       <StatusPill status={status} /> <strong>{upstream.name}</strong>{" "}
       <span className="muted wrap">
-        {upstream.ecosystem} · {upstream.url}
+        {upstream.format} · {upstream.url}
         {check.data ? ` · ${check.data.text}` : ""}
       </span>
     </li>

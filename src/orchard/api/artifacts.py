@@ -77,9 +77,7 @@ async def get_artifact(sha256: str, db: DbDep, principal: CurrentPrincipal) -> A
             created_at=artifact.created_at,
             references=[ReferenceOut(**vars(r)) for r in refs],
             dependencies=[
-                DependencyOut(
-                    ecosystem=d.ecosystem, name=d.name, specifier=d.specifier, kind=d.kind
-                )
+                DependencyOut(format=d.format, name=d.name, specifier=d.specifier, kind=d.kind)
                 for d in deps
             ],
         )

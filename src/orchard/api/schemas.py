@@ -88,7 +88,7 @@ class ReferenceOut(BaseModel):
 
 
 class DependencyOut(BaseModel):
-    ecosystem: str
+    format: str
     name: str
     specifier: str
     kind: str

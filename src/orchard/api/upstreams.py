@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,13 +24,13 @@ from orchard.db.models import UpstreamSource
 from orchard.deps import CacheDep, CurrentPrincipal, DbDep
 from orchard.errors import Conflict, InvalidInput, NotFound
 from orchard.upstream.client import HTTPError, UpstreamClient
-from orchard.upstream.sources import ECOSYSTEMS, invalidate, source_from_row
+from orchard.upstream.sources import UPSTREAM_FORMATS, invalidate, source_from_row
 from orchard.upstream.urls import MAX_FILE_HOSTS, check_upstream_url, mask, parse_file_hosts
 
 router = APIRouter(prefix="/upstreams", tags=["upstreams"])
 
 NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"
-Ecosystem = Literal["pypi", "npm", "go"]
+UpstreamFormat = Literal["pypi", "npm", "go"]
 AuthType = Literal["none", "basic", "bearer"]
 
 
@@ -46,7 +46,8 @@ FILE_HOSTS_DESCRIPTION = (
 
 class UpstreamIn(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
-    ecosystem: Ecosystem
+    # "ecosystem" is the deprecated name of this field, still accepted on input.
+    format: UpstreamFormat = Field(validation_alias=AliasChoices("format", "ecosystem"))
     url: str = Field(max_length=2000)
     priority: int = Field(10, ge=-1000, le=1000, description="lower is asked first; settings: 0")
     enabled: bool = True
@@ -94,7 +95,7 @@ class UpstreamPatch(BaseModel):
 
 class UpstreamOut(BaseModel):
     name: str
-    ecosystem: str
+    format: str
     url: str
     priority: int
     enabled: bool
@@ -116,7 +117,7 @@ class UpstreamTest(BaseModel):
 def _out(row: UpstreamSource) -> UpstreamOut:
     return UpstreamOut(
         name=row.name,
-        ecosystem=row.ecosystem,
+        format=row.format,
         url=mask(row.url),
         priority=row.priority,
         enabled=row.enabled,
@@ -163,12 +164,12 @@ async def _get(session: AsyncSession, name: str) -> UpstreamSource:
 
 @router.get("", response_model=list[UpstreamOut])
 async def list_upstreams(db: DbDep, principal: CurrentPrincipal) -> list[UpstreamOut]:
-    """The upstream sources kept in the database (the settings add one per ecosystem)."""
+    """The upstream sources kept in the database (the settings add one per format)."""
     require_admin(principal)
     async with db.session() as session:
         rows = await session.scalars(
             select(UpstreamSource).order_by(
-                UpstreamSource.ecosystem, UpstreamSource.priority, UpstreamSource.name
+                UpstreamSource.format, UpstreamSource.priority, UpstreamSource.name
             )
         )
         return [_out(r) for r in rows]
@@ -180,7 +181,7 @@ async def create_upstream(
 ) -> UpstreamOut:
     require_admin(principal)
     require_write_scope(principal)  # a read-only token changes nothing
-    if body.name in ECOSYSTEMS:
+    if body.name in UPSTREAM_FORMATS:
         raise InvalidInput(f"{body.name!r} is reserved for the settings source")
     async with db.transaction() as session:
         if await session.scalar(select(UpstreamSource.id).where(UpstreamSource.name == body.name)):
@@ -188,7 +189,7 @@ async def create_upstream(
         now = utcnow()
         row = UpstreamSource(
             name=body.name,
-            ecosystem=body.ecosystem,
+            format=body.format,
             url=body.url,
             priority=body.priority,
             enabled=body.enabled,

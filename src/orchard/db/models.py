@@ -140,7 +140,7 @@ class ArtifactDependency(Base):
     artifact_id: Mapped[str] = mapped_column(
         ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
     )
-    ecosystem: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(214))
     specifier: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(32), default="runtime")
@@ -271,7 +271,7 @@ class UpstreamSource(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    ecosystem: Mapped[str] = mapped_column(String(16))  # pypi | npm | go
+    format: Mapped[str] = mapped_column(String(16))  # pypi | npm | go
     url: Mapped[str] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=10)  # lower is asked first
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -307,5 +307,5 @@ class CachedUrl(Base):
     artifact_id: Mapped[str] = mapped_column(
         ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
     )
-    ecosystem: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(16))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -90,7 +90,7 @@ class FormatService(ABC, Generic[PageT]):
 class UpstreamRules:
     """How a format reaches its upstreams: the key of its sources
     (``ORCHARD_UPSTREAM_<KEY>_URL`` and the upstream rows of that
-    ecosystem; None: it has none) and the kind of digest its indexes give
+    format; None: it has none) and the kind of digest its indexes give
     for a file (``upstream/digests.py``)."""
 
     sources: str | None

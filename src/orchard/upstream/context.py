@@ -1,4 +1,4 @@
-"""What the proxy code of every ecosystem needs, taken from ``app.state``
+"""What the proxy code of every format needs, taken from ``app.state``
 once per process: settings, database, storage, cache, the pooled HTTP
 client (and its background work), the secret box for credentials and the
 fetch-once registries."""
@@ -60,8 +60,8 @@ class UpstreamContext:
         except TimeoutError:
             log.warning("shutting down with upstream fetches still in flight")
 
-    async def sources(self, ecosystem: str) -> list[Source]:
-        return await effective_sources(self.settings, self.db, self.cache, ecosystem)
+    async def sources(self, fmt: str) -> list[Source]:
+        return await effective_sources(self.settings, self.db, self.cache, fmt)
 
     def headers_for(self, source: Source | None, url: str) -> dict[str, str]:
         """The source's credentials, only for URLs on the source's own origin."""

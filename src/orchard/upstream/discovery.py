@@ -1,7 +1,7 @@
-"""Where the ecosystems' own tools fetch from, when settings do not say.
+"""Where each format's own tools fetch from, when settings do not say.
 
 Orchard never hard-codes a public registry: the default upstream of each
-ecosystem is what its client is configured to use on this machine, and, for
+format is what its client is configured to use on this machine, and, for
 pip, pip's own built-in default (as ``pip install --help`` states it, not
 written here).
 Each helper takes the environment and a command runner so that tests can

@@ -4,7 +4,7 @@ Before the answer, a cold fetch computes only the digests it verifies (the
 SHA-256 that identifies the blob and whatever the upstream declared) and
 stores the file. The rest follows in the background (``background.py``, one
 file at a time): the digests still missing (of MD5, SHA-1, SHA-512), and the
-ecosystem's inspection of the bytes (PyPI: the dependencies in a wheel's or
+format's inspection of the bytes (PyPI: the dependencies in a wheel's or
 sdist's metadata), written in one short transaction. Until then the artifact
 row has "" for a missing digest. A file whose finishing was lost (the
 process stopped first) is finished when it is next served from the cache.

@@ -1,7 +1,7 @@
 """Upstream sources: the one from settings (or discovered from the client
 tools) and the ones managed in the database, in priority order.
 
-The effective list of an ecosystem is cached (category UPSTREAM_SOURCES, in
+The effective list of a format is cached (category UPSTREAM_SOURCES, in
 Redis when configured, so all replicas agree) and dropped on every API write.
 The cached list carries credentials only sealed; they are opened when a
 request is built, and never logged.
@@ -29,7 +29,7 @@ from orchard.upstream.urls import LinkRule, check_upstream_url, mask, parse_file
 
 log = logging.getLogger("orchard.upstream")
 
-ECOSYSTEMS = ("pypi", "npm", "go")
+UPSTREAM_FORMATS = ("pypi", "npm", "go")
 SETTINGS_PRIORITY = 0  # the settings source; database sources default to 10
 _EFFECTIVE = "effective"
 
@@ -37,7 +37,7 @@ _EFFECTIVE = "effective"
 @dataclass(frozen=True)
 class Source:
     name: str
-    ecosystem: str
+    format: str
     url: str  # without a trailing slash
     priority: int
     origin: str  # "settings" | "discovered" | "database"
@@ -70,51 +70,50 @@ class Source:
 _discovered: dict[str, str | None] = {}
 
 
-async def discovered_url(ecosystem: str) -> str | None:
+async def discovered_url(fmt: str) -> str | None:
     """The client tool's configured registry, looked up once per process."""
-    if ecosystem not in _discovered:
-        url = await anyio.to_thread.run_sync(DISCOVERERS[ecosystem])
+    if fmt not in _discovered:
+        url = await anyio.to_thread.run_sync(DISCOVERERS[fmt])
         if url:
             try:
                 url = check_upstream_url(url, credentials_allowed=True)
             except ValueError as exc:
-                log.warning("ignoring the discovered %s upstream %s: it %s", ecosystem,
-                            mask(url), exc)
+                log.warning("ignoring the discovered %s upstream %s: it %s", fmt, mask(url), exc)
                 url = None
-        _discovered[ecosystem] = url
-        log.info("discovered %s upstream: %s", ecosystem, mask(url) if url else "none")
-    return _discovered[ecosystem]
+        _discovered[fmt] = url
+        log.info("discovered %s upstream: %s", fmt, mask(url) if url else "none")
+    return _discovered[fmt]
 
 
-def _settings_file_hosts(settings: Settings, ecosystem: str) -> tuple[str, ...]:
-    value: str = getattr(settings, f"upstream_{ecosystem}_file_hosts", "")
+def _settings_file_hosts(settings: Settings, fmt: str) -> tuple[str, ...]:
+    value: str = getattr(settings, f"upstream_{fmt}_file_hosts", "")
     try:
         return parse_file_hosts(value)
     except ValueError as exc:  # settings are validated; a copy may not be
-        log.warning("ignoring ORCHARD_UPSTREAM_%s_FILE_HOSTS: %s", ecosystem.upper(), exc)
+        log.warning("ignoring ORCHARD_UPSTREAM_%s_FILE_HOSTS: %s", fmt.upper(), exc)
         return ()
 
 
-async def settings_source(settings: Settings, ecosystem: str) -> Source | None:
-    configured: str | None = getattr(settings, f"upstream_{ecosystem}_url")
+async def settings_source(settings: Settings, fmt: str) -> Source | None:
+    configured: str | None = getattr(settings, f"upstream_{fmt}_url")
     origin = "settings"
     if configured is None:
-        configured, origin = await discovered_url(ecosystem), "discovered"
+        configured, origin = await discovered_url(fmt), "discovered"
     if not configured:
         return None
     try:
         url = check_upstream_url(configured, credentials_allowed=True)
     except ValueError as exc:  # settings are validated; a copy may not be
-        log.warning("ignoring the %s upstream %s: it %s", ecosystem, mask(configured), exc)
+        log.warning("ignoring the %s upstream %s: it %s", fmt, mask(configured), exc)
         return None
-    hosts = _settings_file_hosts(settings, ecosystem)
-    return Source(ecosystem, ecosystem, url, SETTINGS_PRIORITY, origin, file_hosts=hosts)
+    hosts = _settings_file_hosts(settings, fmt)
+    return Source(fmt, fmt, url, SETTINGS_PRIORITY, origin, file_hosts=hosts)
 
 
 def source_from_row(row: UpstreamSource) -> Source:
     return Source(
         name=row.name,
-        ecosystem=row.ecosystem,
+        format=row.format,
         url=row.url.rstrip("/"),
         priority=row.priority,
         origin="database",
@@ -125,15 +124,15 @@ def source_from_row(row: UpstreamSource) -> Source:
     )
 
 
-async def _load(settings: Settings, db: Database, ecosystem: str) -> list[Source]:
+async def _load(settings: Settings, db: Database, fmt: str) -> list[Source]:
     found: list[Source] = []
-    first = await settings_source(settings, ecosystem)
+    first = await settings_source(settings, fmt)
     if first is not None:
         found.append(first)
     async with db.session() as session:
         rows = await session.scalars(
             select(UpstreamSource).where(
-                UpstreamSource.ecosystem == ecosystem, UpstreamSource.enabled.is_(True)
+                UpstreamSource.format == fmt, UpstreamSource.enabled.is_(True)
             )
         )
         found.extend(source_from_row(r) for r in rows)
@@ -142,10 +141,10 @@ async def _load(settings: Settings, db: Database, ecosystem: str) -> list[Source
 
 
 async def effective_sources(
-    settings: Settings, db: Database, cache: Cache, ecosystem: str
+    settings: Settings, db: Database, cache: Cache, fmt: str
 ) -> list[Source]:
-    """The sources of ``ecosystem`` in the order they are asked."""
-    cached = await cache.get(Category.UPSTREAM_SOURCES, ecosystem, _EFFECTIVE)
+    """The sources of ``fmt`` in the order they are asked."""
+    cached = await cache.get(Category.UPSTREAM_SOURCES, fmt, _EFFECTIVE)
     if cached is not None:
         try:
             return [
@@ -153,10 +152,10 @@ async def effective_sources(
                 for item in json.loads(cached)
             ]
         except (ValueError, TypeError):
-            log.warning("ignoring a malformed cached upstream list for %s", ecosystem)
-    sources = await _load(settings, db, ecosystem)
+            log.warning("ignoring a malformed cached upstream list for %s", fmt)
+    sources = await _load(settings, db, fmt)
     payload = json.dumps([asdict(s) for s in sources]).encode()
-    await cache.set(Category.UPSTREAM_SOURCES, ecosystem, _EFFECTIVE, payload)
+    await cache.set(Category.UPSTREAM_SOURCES, fmt, _EFFECTIVE, payload)
     return sources
 
 
@@ -171,15 +170,15 @@ def secret_box(app_state: Any) -> SecretBox | None:
 
 
 async def upstream_status(app: Any, *, urls: bool = True) -> list[dict[str, Any]]:
-    """Every effective source of every ecosystem, for /health: no secrets
+    """Every effective source of every format, for /health: no secrets
     (URLs masked), and no URLs at all unless ``urls`` (administrators)."""
     state = app.state
     result: list[dict[str, Any]] = []
-    for ecosystem in ECOSYSTEMS:
-        for source in await effective_sources(state.settings, state.db, state.cache, ecosystem):
+    for fmt in UPSTREAM_FORMATS:
+        for source in await effective_sources(state.settings, state.db, state.cache, fmt):
             item: dict[str, Any] = {
                 "name": source.name,
-                "ecosystem": ecosystem,
+                "format": fmt,
                 "priority": source.priority,
                 "origin": source.origin,
                 "offline": bool(state.settings.offline),

@@ -67,7 +67,7 @@ def _remember_url(dialect: str) -> Prebuilt:
         url_hash=bindparam("url_hash"),
         url=bindparam("url"),
         artifact_id=bindparam("artifact_id"),
-        ecosystem=bindparam("ecosystem"),
+        format=bindparam("format"),
         fetched_at=bindparam("now", type_=c.fetched_at.type),
     )
     return Prebuilt(
@@ -106,7 +106,7 @@ async def store_cached_file(
         "url_hash": url_hash(url),
         "url": without_userinfo(url),  # a pip.conf URL may carry a token: not kept
         "artifact_id": staged.info.sha256,
-        "ecosystem": place.format,
+        "format": place.format,
         "now": utcnow(),
     }
     try:

@@ -18,7 +18,7 @@ import { StatusPill } from "../../components/Charts";
 import { Empty, ErrorBox, Loading } from "../../components/States";
 import { useLoad } from "../../lib/useLoad";
 
-const EMPTY: UpstreamIn = { name: "", ecosystem: "pypi", url: "", priority: 10, enabled: true, auth_type: "none" };
+const EMPTY: UpstreamIn = { name: "", format: "pypi", url: "", priority: 10, enabled: true, auth_type: "none" };
 
 /** The allowed file hosts of one source: shown, and editable for database sources. */
 export function FileHosts({ upstream, onSaved }: { upstream: Upstream; onSaved: () => void }) {
@@ -146,7 +146,7 @@ export function UpstreamsPage() {
             <thead>
               <tr>
                 <th scope="col">Name</th>
-                <th scope="col">Ecosystem</th>
+                <th scope="col">Format</th>
                 <th scope="col">URL</th>
                 <th scope="col">File hosts</th>
                 <th scope="col">Priority</th>
@@ -161,7 +161,7 @@ export function UpstreamsPage() {
                 return (
                   <tr key={String(u.id ?? u.name)} data-upstream={u.name}>
                     <td>{u.name}{u.source === "settings" ? <span className="pill neutral">settings</span> : null}</td>
-                    <td>{u.ecosystem ?? "—"}{u.auth_type && u.auth_type !== "none" ? <span className="pill neutral">{u.auth_type}{u.has_credentials ? " ✓" : ""}</span> : null}</td>
+                    <td>{u.format ?? "—"}{u.auth_type && u.auth_type !== "none" ? <span className="pill neutral">{u.auth_type}{u.has_credentials ? " ✓" : ""}</span> : null}</td>
                     <td className="wrap"><code>{u.url}</code></td>
                     <td className="wrap"><FileHosts upstream={u} onSaved={state.reload} /></td>
                     <td>{u.priority ?? "—"}</td>
@@ -191,8 +191,8 @@ export function UpstreamsPage() {
               <input name="upstream_name" value={form.name} onChange={(e) => set("name", e.target.value)} required />
             </label>
             <label>
-              Ecosystem
-              <select name="ecosystem" value={form.ecosystem} onChange={(e) => set("ecosystem", e.target.value)}>
+              Format
+              <select name="format" value={form.format} onChange={(e) => set("format", e.target.value)}>
                 <option value="pypi">Python (simple index)</option>
                 <option value="npm">npm registry</option>
                 <option value="go">Go module proxy</option>

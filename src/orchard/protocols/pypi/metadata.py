@@ -230,7 +230,7 @@ def dependency_rows(artifact_id: str, requires_dist: list[str]) -> list[dict[str
         rows.append(
             {
                 "artifact_id": artifact_id,
-                "ecosystem": "pypi",
+                "format": "pypi",
                 "name": canonicalize_name(req.name)[:214],
                 "specifier": spec,
                 "kind": kind,
@@ -252,9 +252,7 @@ async def store_dependencies(
     of the same bytes."""
     existing = await session.scalar(
         select(ArtifactDependency.id)
-        .where(
-            ArtifactDependency.artifact_id == artifact_id, ArtifactDependency.ecosystem == "pypi"
-        )
+        .where(ArtifactDependency.artifact_id == artifact_id, ArtifactDependency.format == "pypi")
         .limit(1)
     )
     if existing is not None:
